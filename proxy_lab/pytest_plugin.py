@@ -1,0 +1,106 @@
+"""The proxy-lab pytest plugin: fixtures for a lab on loopback and for running scenarios.
+
+Registered under `[project.entry-points.pytest11]`, so any project with proxy-lab installed can
+write:
+
+    def test_our_proxy_passes_baseline(proxy_lab_run):
+        run = proxy_lab_run("scenarios/baseline.toml", target="http://127.0.0.1:3128")
+        assert run.met, run.mismatches
+
+Settings (override the fixtures, or use the ini options):
+- `proxy_lab_certs_dir` (ini `proxy_lab_certs`): where the lab's certificates live;
+- `proxy_lab_target` (ini `proxy_lab_target`): the default target (`lab`, a product name or a URL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from proxy_lab.lab import Lab
+    from proxy_lab.runner import ScenarioRun
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini("proxy_lab_certs", "certificate directory for proxy-lab fixtures", default="")
+    parser.addini("proxy_lab_target", "default proxy-lab target", default="lab")
+
+
+class LabThread:
+    """A lab running on its own event loop in a background thread, for synchronous tests."""
+
+    def __init__(self, certs_dir: Path) -> None:
+        from proxy_lab.lab import Lab
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="proxy-lab", daemon=True)
+        self.thread.start()
+        self.lab: Lab = Lab.create(certs_dir)
+        self.call(self.lab.__aenter__(), timeout=60)
+        self.errors: list[BaseException] = []
+        self.loop.set_exception_handler(lambda _loop, ctx: self.errors.append(ctx.get("exception") or RuntimeError(ctx["message"])))
+
+    def call(self, coro: Any, timeout: float = 120) -> Any:
+        fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return fut.result(timeout)
+
+    def close(self) -> None:
+        try:
+            self.call(self.lab.__aexit__(None, None, None), timeout=30)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def proxy_lab_certs_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    configured = request.config.getini("proxy_lab_certs")
+    return Path(configured) if configured else tmp_path_factory.mktemp("proxy-lab-certs")
+
+
+@pytest.fixture(scope="session")
+def proxy_lab_target(request: pytest.FixtureRequest) -> str:
+    return str(request.config.getini("proxy_lab_target") or "lab")
+
+
+@pytest.fixture(scope="session")
+def proxy_lab_session(proxy_lab_certs_dir: Path) -> Iterator[LabThread]:
+    """One lab (PKI, cloud, resolver) for the whole session, on a background loop."""
+    lab = LabThread(proxy_lab_certs_dir)
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+@pytest.fixture
+def proxy_lab(proxy_lab_session: LabThread) -> Iterator[Lab]:
+    """The session's lab; cloud knobs are reset after each test and background errors re-raised."""
+    yield proxy_lab_session.lab
+    state = proxy_lab_session.lab.cloud.state
+    state.drop_receipts = False
+    state.corrupt_downloads = False
+    if proxy_lab_session.errors:
+        errors, proxy_lab_session.errors[:] = list(proxy_lab_session.errors), []
+        raise errors[0]
+
+
+@pytest.fixture
+def proxy_lab_run(proxy_lab_session: LabThread, proxy_lab_target: str) -> Callable[..., ScenarioRun]:
+    """Run one scenario file (or Scenario) against a target and return its ScenarioRun."""
+    from proxy_lab.runner import run_scenarios
+    from proxy_lab.scenarios import Scenario, load_scenario
+
+    def run(scenario: str | Path | Scenario, target: str | None = None) -> ScenarioRun:
+        sc = scenario if isinstance(scenario, Scenario) else load_scenario(Path(scenario))
+        runs = proxy_lab_session.call(run_scenarios([sc], target=target or proxy_lab_target, lab=proxy_lab_session.lab))
+        return runs[0]  # type: ignore[no-any-return]
+
+    return run
