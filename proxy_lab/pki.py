@@ -137,7 +137,15 @@ class PKI:
         if not path.exists():
             with self._lock:
                 if not path.exists():
-                    leaf = self.pb_ca.issue_cert(host, organization_name="proxy-lab simulated PB cloud")
+                    try:
+                        leaf = self.pb_ca.issue_cert(host, organization_name="proxy-lab simulated PB cloud")
+                    except UnicodeError:
+                        # trustme encodes names with IDNA 2008 (UTS 46), which refuses ASCII labels
+                        # with '--' in positions 3-4 such as 'r1---sn-8pgbpohxqp5-auol.gvt1.com'.
+                        # Such a host gets its parent's wildcard, as the real one does (*.gvt1.com).
+                        leaf = self.pb_ca.issue_cert(
+                            "*." + host.split(".", 1)[1], organization_name="proxy-lab simulated PB cloud"
+                        )
                     tmp = path.with_suffix(".tmp")
                     _write_private(tmp, leaf.private_key_and_cert_chain_pem.bytes())
                     tmp.replace(path)
