@@ -137,7 +137,7 @@ def cmd_certs(args: argparse.Namespace) -> int:
 
 
 def cmd_proxy(args: argparse.Namespace) -> int:
-    from proxy_lab.proxy import ProxyConfig, make_fault, serve_forever
+    from proxy_lab.proxy import ProxyConfig, make_fault, run_proxy
     from proxy_lab.resolver import SystemResolver
 
     faults = [make_fault(name, settings) for name, settings in args.fault]
@@ -151,7 +151,8 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    return asyncio.run(serve_forever(config, SystemResolver()))
+    config.check_exposure()
+    return run_proxy(config, SystemResolver())
 
 
 def cmd_faults(args: argparse.Namespace) -> int:

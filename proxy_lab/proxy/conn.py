@@ -1,0 +1,186 @@
+"""One client connection before its tunnel: an asyncio Protocol that buffers bytes for the head parser.
+
+`ClientProtocol` implements the `ClientConn` interface that `Fault.handle_client` receives. It
+spawns the server's handler for the connection, lets it wait for bytes with a timeout, answer,
+close gracefully (FIN, then drain what the client still sends, so the answer is not lost to a
+reset) or reset, and hands its transport to a `Tunnel` when the tunnel is established.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, cast
+
+from proxy_lab.proxy.faults.base import AnswerFn, ClientConn, Ctx
+from proxy_lab.proxy.relay import set_linger_reset
+from proxy_lab.resolver import Address
+from proxy_lab.tasks import create_task
+
+Handler = Callable[["ClientProtocol"], Coroutine[Any, Any, None]]
+
+
+def _address(raw: object) -> Address:
+    if isinstance(raw, tuple) and len(raw) >= 2:
+        return (str(raw[0]), int(raw[1]))
+    return ("?", 0)
+
+
+class ClientProtocol(asyncio.Protocol):
+    """The client side of the proxy until a tunnel takes it over."""
+
+    def __init__(self, handler: Handler, *, conn_id: int, max_buffer: int) -> None:
+        self.handler = handler
+        self.conn_id = conn_id
+        self.max_buffer = max_buffer
+        self.transport: asyncio.Transport | None = None
+        self.peer: Address = ("?", 0)
+        self.sockname: Address = ("?", 0)
+        self.buffer = bytearray()
+        self.eof = False
+        self.lost = False
+        self.detached = False
+        self.phase = "head"  # head | upstream | tunnel
+        self.task: asyncio.Task[None] | None = None
+        self._paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._write_paused = False
+        # Set by the server before the handler runs (see ClientConn.tunnel / new_ctx).
+        self.tunnel_opener: Callable[[ClientProtocol, Ctx, AnswerFn], Awaitable[None]] | None = None
+        self.ctx_factory: Callable[[ClientProtocol, str, int], Ctx] | None = None
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.peer = _address(transport.get_extra_info("peername"))
+        self.sockname = _address(transport.get_extra_info("sockname"))
+        self.task = create_task(self.handler(self), name=f"proxy-conn-{self.conn_id}")
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > self.max_buffer and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return True  # keep the socket open to answer
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.eof = True
+        self._wake()
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    # -- ClientConn ---------------------------------------------------------------------------------
+    def buffered(self) -> bytes:
+        return bytes(self.buffer)
+
+    def consume(self, n: int) -> None:
+        del self.buffer[:n]
+        if self._paused and len(self.buffer) <= self.max_buffer and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+
+    async def read_more(self, timeout_s: float) -> bool:
+        """Wait until more bytes arrive (True) or the client sends EOF without more (False)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout_s, 0.0)
+        before = len(self.buffer)
+        while len(self.buffer) == before and not self.eof:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"no bytes from {self.peer[0]}:{self.peer[1]} within {timeout_s:.1f} s")
+            self._waiter = loop.create_future()
+            try:
+                await asyncio.wait_for(self._waiter, remaining)
+            finally:
+                self._waiter = None
+        return len(self.buffer) > before
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing() and data:
+            self.transport.write(data)
+
+    async def drain(self, timeout_s: float = 10.0) -> None:
+        if not self._write_paused or self.lost:
+            return
+        self._drain_waiter = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(self._drain_waiter, timeout_s)
+        finally:
+            self._drain_waiter = None
+
+    async def close(self, linger_s: float = 1.0) -> None:
+        """FIN after the answer, then read and drop what the client still sends, up to `linger_s`.
+
+        Closing a socket with unread input sends a reset, which can destroy the answer before the
+        client reads it; lingering for the client's own close avoids that (Apache's lingering close).
+        """
+        transport = self.transport
+        if transport is None or self.detached or transport.is_closing():
+            return
+        if transport.can_write_eof():
+            with contextlib.suppress(OSError, RuntimeError):
+                transport.write_eof()
+        if self._paused:
+            self._paused = False
+            transport.resume_reading()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + linger_s
+        while not self.eof and loop.time() < deadline:
+            self.buffer.clear()
+            with contextlib.suppress(TimeoutError):
+                await self.read_more(deadline - loop.time())
+        self.buffer.clear()
+        transport.close()
+
+    def reset(self) -> None:
+        """Close with a TCP reset (SO_LINGER 0), as Squid's `deny_info TCP_RESET` does."""
+        if self.transport is not None and not self.detached and not self.transport.is_closing():
+            set_linger_reset(self.transport)
+            self.transport.abort()
+
+    def abort(self) -> None:
+        if self.transport is not None and not self.detached:
+            self.transport.abort()
+
+    def new_ctx(self, host: str, port: int) -> Ctx:
+        assert self.ctx_factory is not None, "ClientProtocol used before the server set ctx_factory"
+        return self.ctx_factory(self, host, port)
+
+    async def tunnel(self, ctx: Ctx, answer: AnswerFn) -> None:
+        assert self.tunnel_opener is not None, "ClientProtocol used before the server set tunnel_opener"
+        await self.tunnel_opener(self, ctx, answer)
+
+    def detach(self) -> tuple[asyncio.Transport, bytes, bool]:
+        """Give up the transport to a tunnel: returns it, the bytes not consumed, and whether EOF was seen."""
+        assert self.transport is not None
+        self.detached = True
+        self.phase = "tunnel"
+        leftover = bytes(self.buffer)
+        self.buffer.clear()
+        return self.transport, leftover, self.eof
+
+
+if TYPE_CHECKING:  # ClientProtocol is what Fault.handle_client receives
+
+    def _conforms(conn: ClientProtocol) -> ClientConn:
+        return conn

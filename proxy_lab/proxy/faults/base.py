@@ -1,0 +1,341 @@
+"""The fault framework's types: `Fault` and its hooks, the per-connection `Ctx`, per-tunnel `Stage`s.
+
+Read the package docstring (`proxy_lab.proxy.faults`) for how the hooks fit the CONNECT pipeline.
+This module holds no fault; every fault lives in its own module and registers itself by subclassing
+`Fault` with a `name=` class keyword.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import socket
+import types
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol, Union, get_args, get_origin, get_type_hints
+
+from proxy_lab.errors import ConfigError
+from proxy_lab.proxy.events import ConnectRequest, Refusal
+from proxy_lab.resolver import Address
+
+Direction = Literal["client_to_upstream", "upstream_to_client"]
+DIRECTIONS: tuple[Direction, ...] = ("client_to_upstream", "upstream_to_client")
+
+ResolveNext = Callable[[str, int], Awaitable[list[Address]]]
+OpenNext = Callable[[str, int], Awaitable[socket.socket]]
+AnswerFn = Callable[[Refusal | None], bytes]
+
+FAULTS: dict[str, type[Fault]] = {}
+
+
+class Refuse(Exception):
+    """Raised by an async hook (resolve, open_upstream) to answer the client with `refusal` instead."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.why or refusal.describe())
+        self.refusal = refusal
+
+
+@dataclass
+class Ctx:
+    """One CONNECT (or SOCKS) request as the hooks see it; faults may leave evidence in `notes`."""
+
+    client: Address  # the client's address
+    proxy: Address  # the proxy's listening address
+    host: str  # target host, lower-case, no brackets
+    port: int
+    request: ConnectRequest | None = None  # None when the request did not come as HTTP CONNECT
+    user: str | None = None  # set when Basic credentials matched a configured user
+    auth_why: str = ""  # the auth check's reason (never contains a password)
+    conn_id: int = 0
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def authority(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+class TunnelControl(Protocol):
+    """What a `Stage` may do to its tunnel (implemented by `proxy_lab.proxy.relay.Tunnel`)."""
+
+    ctx: Ctx
+
+    @property
+    def bytes_client_to_upstream(self) -> int: ...
+    @property
+    def bytes_upstream_to_client(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    def send(self, direction: Direction, data: bytes) -> None:
+        """Write `data` now toward the client (`upstream_to_client`) or the upstream, bypassing stages."""
+
+    async def flush(self, timeout_s: float = 2.0) -> None:
+        """Wait until both sockets' write buffers are empty (or `timeout_s` passed)."""
+
+    def close(self, why: str) -> None:
+        """Close both sides after their buffered bytes are sent (FIN)."""
+
+    def reset(self, why: str) -> None:
+        """Reset both sides at once: SO_LINGER 0 then close (RST), buffered bytes are dropped."""
+
+
+class ClientConn(Protocol):
+    """The raw client connection as `Fault.handle_client` sees it (implemented in `proxy_lab.proxy.conn`)."""
+
+    peer: Address
+    sockname: Address
+
+    def buffered(self) -> bytes:
+        """Bytes received and not consumed yet."""
+
+    def consume(self, n: int) -> None: ...
+    async def read_more(self, timeout_s: float) -> bool:
+        """Wait for more bytes; False once the client sent EOF; raises TimeoutError."""
+
+    def write(self, data: bytes) -> None: ...
+    async def close(self, linger_s: float = 1.0) -> None:
+        """Send what is buffered, FIN, read and drop what the client still sends for up to `linger_s`, close."""
+
+    def reset(self) -> None: ...
+    def new_ctx(self, host: str, port: int) -> Ctx: ...
+    async def tunnel(self, ctx: Ctx, answer: AnswerFn) -> None:
+        """Run the rest of the pipeline for `ctx`: on_connect, resolve, open_upstream, then relay.
+
+        `answer(None)` gives the bytes that announce success, `answer(refusal)` those of a refusal
+        (for a `respond` refusal); close and reset refusals need no bytes.
+        """
+
+
+class Stage:
+    """A per-tunnel data stage made by `Fault.stream`: transforms and timing for one tunnel.
+
+    Override only what you need: a direction whose transform and `at_eof` are not overridden by any
+    stage stays on the fast path (bytes go straight from socket to socket, no per-chunk work). A
+    transform gets each chunk as read (up to 256 KiB), may await (timing), and returns the bytes to
+    forward (b"" to drop them). `self.tunnel` is set before data flows. `run` is started as a task
+    alongside the tunnel when overridden, and cancelled when the tunnel ends.
+    """
+
+    tunnel: TunnelControl
+    directions: tuple[Direction, ...] = DIRECTIONS  # an instance may narrow this to leave a direction alone
+
+    def bind(self, tunnel: TunnelControl) -> None:
+        self.tunnel = tunnel
+
+    async def client_to_upstream(self, data: bytes) -> bytes:
+        return data
+
+    async def upstream_to_client(self, data: bytes) -> bytes:
+        return data
+
+    async def at_eof(self, direction: Direction) -> bytes:
+        """Bytes to send in `direction` after its last chunk, before the EOF is passed on."""
+        return b""
+
+    async def run(self) -> None:
+        return None
+
+    def transform(self, direction: Direction) -> Callable[[bytes], Awaitable[bytes]] | None:
+        """The overridden transform for `direction`, or None when this stage leaves it alone."""
+        overridden = direction in self.directions and _overrides(self, Stage, direction)
+        return getattr(self, direction) if overridden else None
+
+    def inspects(self, direction: Direction) -> bool:
+        return direction in self.directions and (
+            _overrides(self, Stage, direction) or _overrides(self, Stage, "at_eof")
+        )
+
+
+def _overrides(obj: object, base: type, method: str) -> bool:
+    return getattr(type(obj), method) is not getattr(base, method)
+
+
+def doc(help: str, unit: str = "") -> dict[str, str]:
+    """Field metadata declaring a fault setting's help and unit, next to its type and default
+    (mitmproxy `add_option` style): `rate_kbps: int = field(default=384, metadata=doc("cap", "kbit/s"))`."""
+    return {"help": help, "unit": unit}
+
+
+@dataclass(kw_only=True)
+class Fault:
+    """One deliberate misbehaviour. Subclass with `class X(Fault, name="x")` and decorate with
+    `@dataclass(kw_only=True)`; declare settings as fields with `metadata=doc(help, unit)`; override the
+    hooks it needs.
+
+    Every fault is scoped by `hosts` (fnmatch patterns, case-insensitive; empty = every host) and
+    `ports` (empty = every port). The server calls a fault's hooks only for requests in scope
+    (`handle_client` excepted: it runs before the target is known).
+    """
+
+    name: ClassVar[str] = ""
+    hosts: list[str] = field(
+        default_factory=list,
+        metadata=doc("only targets whose host matches one of these fnmatch patterns (empty: all)"),
+    )
+    ports: list[int] = field(default_factory=list, metadata=doc("only targets on these ports (empty: all)"))
+
+    def __init_subclass__(cls, *, name: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if name:
+            if name in FAULTS and FAULTS[name].__qualname__ != cls.__qualname__:
+                raise RuntimeError(
+                    f"fault name {name!r} registered twice ({FAULTS[name].__qualname__}, {cls.__qualname__})"
+                )
+            cls.name = name
+            FAULTS[name] = cls
+
+    def __post_init__(self) -> None:
+        for p in self.ports:
+            if not 0 < p < 65536:
+                raise ValueError(f"ports: {p} is outside 1-65535")
+
+    def applies(self, host: str, port: int) -> bool:
+        if self.ports and port not in self.ports:
+            return False
+        if self.hosts:
+            host = host.lower()
+            return any(fnmatch.fnmatchcase(host, p.lower()) for p in self.hosts)
+        return True
+
+    def overrides(self, hook: str) -> bool:
+        return _overrides(self, Fault, hook)
+
+    # -- hooks, in pipeline order ---------------------------------------------------------------
+    async def handle_client(self, conn: ClientConn) -> bool:
+        """Take over a whole client connection before it is parsed; True when it was handled."""
+        return False
+
+    def on_auth(self, ctx: Ctx, answer: Refusal | None) -> Refusal | None:
+        """Rewrite the authentication decision: `answer` is None (let through) or the 407 to send."""
+        return answer
+
+    async def on_connect(self, ctx: Ctx) -> Refusal | None:
+        """Refuse an authenticated request before any upstream work; None lets it through."""
+        return None
+
+    async def resolve(self, ctx: Ctx, host: str, port: int, next: ResolveNext) -> list[Address]:
+        """Resolve (host, port) to addresses to try in order; raise `Refuse` to answer instead."""
+        return await next(host, port)
+
+    async def open_upstream(self, ctx: Ctx, host: str, port: int, next: OpenNext) -> socket.socket:
+        """Return a connected non-blocking socket that stands for the target; raise `Refuse` to answer."""
+        return await next(host, port)
+
+    def established_response(self, ctx: Ctx, head: bytes) -> bytes:
+        """Rewrite the bytes that announce the tunnel (default `HTTP/1.1 200 Connection established`)."""
+        return head
+
+    def stream(self, ctx: Ctx) -> Stage | None:
+        """A fresh `Stage` for this tunnel, or None."""
+        return None
+
+
+# -- settings: validation and description ---------------------------------------------------------
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "|".join(repr(a) for a in get_args(tp))
+    if origin is list:
+        return f"list[{_type_name(get_args(tp)[0])}]"
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if tp is type(None):
+        return "none"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _matches(value: Any, tp: Any) -> bool:
+    origin = get_origin(tp)
+    if tp is Any:
+        return True
+    if origin is Literal:
+        return any(value == a and type(value) is type(a) for a in get_args(tp))
+    if origin is list:
+        return isinstance(value, list) and all(_matches(v, get_args(tp)[0]) for v in value)
+    if origin in (Union, types.UnionType):
+        return any(_matches(value, a) for a in get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True
+
+
+def _settings(cls: type[Fault]) -> list[tuple[dataclasses.Field[Any], Any]]:
+    hints = get_type_hints(cls)
+    return [(f, hints[f.name]) for f in dataclasses.fields(cls) if f.init]
+
+
+def _default(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def make_fault(name: str, settings: dict[str, Any] | None = None) -> Fault:
+    """Build a registered fault from scenario settings, validating every key and type.
+
+    Raises ConfigError naming the fault, the key and what was expected.
+    """
+    load_all()
+    cls = FAULTS.get(name)
+    if cls is None:
+        raise ConfigError(f"unknown fault {name!r}: expected one of {', '.join(sorted(FAULTS))}")
+    settings = dict(settings or {})
+    declared = {f.name: (f, tp) for f, tp in _settings(cls)}
+    for key, value in settings.items():
+        if key not in declared:
+            raise ConfigError(f"fault {name}: unknown setting {key!r}; expected one of {', '.join(declared)}")
+        tp = declared[key][1]
+        if not _matches(value, tp):
+            raise ConfigError(f"fault {name}: setting {key} = {value!r}: expected {_type_name(tp)}")
+        if tp is float and isinstance(value, int):
+            settings[key] = float(value)
+    try:
+        return cls(**settings)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"fault {name}: {exc}") from exc
+
+
+def describe_faults() -> list[tuple[str, str, list[tuple[str, str, Any, str]]]]:
+    """Every registered fault: (name, one-sentence doc, [(setting, type, default, help with unit)])."""
+    load_all()
+    out = []
+    for name in sorted(FAULTS):
+        cls = FAULTS[name]
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        rows = []
+        for f, tp in _settings(cls):
+            helptext = f.metadata.get("help", "")
+            if unit := f.metadata.get("unit", ""):
+                helptext = f"{helptext} [{unit}]"
+            rows.append((f.name, _type_name(tp), _default(f), helptext))
+        out.append((name, doc, rows))
+    return out
+
+
+_loaded = False
+
+
+def load_all() -> None:
+    """Import every module of the faults package (once) so each fault registers itself."""
+    global _loaded
+    if _loaded:
+        return
+    import importlib
+    import pkgutil
+
+    from proxy_lab.proxy import faults as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name != "base" and not info.name.startswith("_"):
+            importlib.import_module(f"{package.__name__}.{info.name}")
+    _loaded = True

@@ -1,0 +1,151 @@
+"""Sans-IO parsing of what a client sends the lab proxy before its tunnel: one CONNECT request head.
+
+Pure functions over bytes: `parse_connect` returns `(ConnectRequest, bytes consumed)`, `None` when
+more bytes are needed, or raises `RemoteProtocolError` whose `error_status_hint` is the status the
+proxy answers with (400, 405, 414, 431, 505). Size limits come from `proxy_lab.http1.parse_head`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from proxy_lab.errors import RemoteProtocolError
+from proxy_lab.http1 import parse_head
+from proxy_lab.proxy.events import ConnectRequest
+
+# RFC 3986 §3.2.2 reg-name characters (unreserved / pct-encoded / sub-delims); no "@", no "/".
+_REG_NAME = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=%]+$")
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_VERSION = re.compile(r"^HTTP/(\d)\.(\d)$")
+
+USAGE = "expected 'CONNECT host:port HTTP/1.1'"
+
+
+def sniff_foreign(buf: bytes | bytearray) -> str | None:
+    """Name the protocol a client is speaking when its first byte cannot start an HTTP request line.
+
+    A device set up for an HTTPS or SOCKS proxy sends a TLS ClientHello (record type 0x16) or a
+    SOCKS greeting (version byte 0x05 / 0x04) where `CONNECT` belongs; saying so in the log is the
+    whole diagnosis.
+    """
+    if not buf:
+        return None
+    first = buf[0]
+    if first == 0x16:
+        return "a TLS ClientHello (first byte 0x16): is the client configured for an HTTPS proxy, or sending TLS without CONNECT?"
+    if first == 0x05:
+        return "a SOCKS5 greeting (first byte 0x05): the client speaks SOCKS, this proxy speaks HTTP CONNECT"
+    if first == 0x04:
+        return "a SOCKS4 request (first byte 0x04): the client speaks SOCKS, this proxy speaks HTTP CONNECT"
+    if first < 0x20 or first > 0x7E:
+        return f"binary data (first byte 0x{first:02x}), not an HTTP request line"
+    return None
+
+
+def parse_authority(target: str) -> tuple[str, int]:
+    """Split an authority-form request-target (RFC 9112 §3.2.3: `uri-host ":" port`).
+
+    IPv6 literals must be bracketed (`[::1]:443`); the host is returned lower-case, without brackets.
+    """
+    if "/" in target or "@" in target:
+        raise RemoteProtocolError(f"request-target {target[:80]!r} is not authority-form host:port; {USAGE}")
+    if target.startswith("["):
+        end = target.find("]")
+        if end < 0:
+            raise RemoteProtocolError(f"request-target {target[:80]!r} opens '[' without closing it")
+        host, rest = target[1:end], target[end + 1 :]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError as exc:
+            raise RemoteProtocolError(
+                f"request-target {target[:80]!r}: {host!r} is not an IPv6 address"
+            ) from exc
+        if not rest.startswith(":"):
+            raise RemoteProtocolError(
+                f"request-target {target[:80]!r} has no port; RFC 9110 §9.3.6: 'There is no default port'"
+            )
+        port_text = rest[1:]
+    else:
+        host, sep, port_text = target.rpartition(":")
+        if not sep:
+            # RFC 9110 §9.3.6: "There is no default port; a client MUST send the port number".
+            raise RemoteProtocolError(
+                f"request-target {target[:80]!r} has no port; RFC 9110 §9.3.6: 'There is no default port'"
+            )
+        if ":" in host:
+            raise RemoteProtocolError(
+                f"request-target {target[:80]!r}: an IPv6 literal must be bracketed, as [{host}]"
+            )
+        if not host or not _REG_NAME.match(host):
+            raise RemoteProtocolError(f"request-target {target[:80]!r} has no valid host before the port")
+    # RFC 9110 §9.3.6: "A server MUST reject a CONNECT request that targets an empty or invalid port
+    # number, typically by responding with a 400 (Bad Request) status code."
+    if not port_text or not port_text.isascii() or not port_text.isdigit() or len(port_text) > 5:
+        raise RemoteProtocolError(
+            f"request-target {target[:80]!r} has an empty or invalid port {port_text[:10]!r}"
+        )
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise RemoteProtocolError(f"request-target {target[:80]!r}: port {port} is outside 1-65535")
+    return host.lower(), port
+
+
+def parse_connect(
+    buf: bytes | bytearray, *, max_request_line: int = 8192, max_header_bytes: int = 32768
+) -> tuple[ConnectRequest, int] | None:
+    """Parse one CONNECT request head from the start of `buf`.
+
+    Returns the request and the number of bytes it took (bytes after it belong to the tunnel), or
+    `None` when the head is not complete yet.
+    """
+    # RFC 9112 §2.2: "a server that is expecting to receive and parse a request-line SHOULD ignore at
+    # least one empty line (CRLF) received prior to the request-line."
+    skip = 0
+    while skip < len(buf) and skip < 64 and buf[skip] in (0x0D, 0x0A):
+        skip += 1
+    data = bytes(buf[skip:]) if skip else buf
+    if not data:
+        return None
+    foreign = sniff_foreign(data)
+    if foreign:
+        raise RemoteProtocolError(f"client sent {foreign}")
+    head = parse_head(data, max_start_line=max_request_line, max_head_bytes=max_header_bytes, request=True)
+    if head is None:
+        return None
+    parts = head.start_line.split(" ")
+    if len(parts) != 3 or not all(parts):
+        raise RemoteProtocolError(f"malformed request line {head.start_line[:80]!r}; {USAGE}")
+    method, target, version = parts
+    version_match = _VERSION.match(version)
+    if not version_match:
+        raise RemoteProtocolError(f"request line {head.start_line[:80]!r} has no HTTP version; {USAGE}")
+    if version not in ("HTTP/1.0", "HTTP/1.1"):
+        raise RemoteProtocolError(f"{version} is not supported; {USAGE}", error_status_hint=505)
+    if method == "PRI" and target == "*":
+        raise RemoteProtocolError(
+            "client sent the HTTP/2 connection preface; this proxy speaks HTTP/1.1 CONNECT"
+        )
+    if not _TOKEN.match(method):
+        raise RemoteProtocolError(f"malformed method {method[:20]!r}; {USAGE}")
+    if method != "CONNECT":
+        # RFC 9110 §9.1: method names are case-sensitive, so `connect` is another method too.
+        raise RemoteProtocolError(
+            f"method {method} {target[:80]} is not allowed: this proxy only tunnels with CONNECT "
+            "(absolute-form requests are not proxied)",
+            error_status_hint=405,
+        )
+    host, port = parse_authority(target)
+    # RFC 9110 §9.3.6: "A CONNECT request message does not have content."
+    if head.get_all("Transfer-Encoding"):
+        raise RemoteProtocolError(
+            f"CONNECT {target} carries Transfer-Encoding; a CONNECT request has no content"
+        )
+    for value in head.get_all("Content-Length"):
+        if not value.isascii() or not value.isdigit():
+            raise RemoteProtocolError(f"CONNECT {target} has an invalid Content-Length {value[:20]!r}")
+        if int(value) > 0:
+            raise RemoteProtocolError(
+                f"CONNECT {target} carries Content-Length {value}; a CONNECT request has no content"
+            )
+    return ConnectRequest(host, port, head.headers, version), skip + head.size

@@ -1,0 +1,608 @@
+"""The lab proxy server: accepts connections, answers CONNECT, runs the faults' hooks, relays tunnels.
+
+Pipeline for one client connection (the hooks are described in `proxy_lab.proxy.faults`):
+handle_client -> read the CONNECT head (sans-IO `parse_connect`; 400/405/408/414/431/505) ->
+Basic auth + on_auth (407, keep-alive retry) -> on_connect -> resolve (503 ERR_DNS_FAIL) ->
+loop check (403) -> connect (503 ERR_CONNECT_FAIL 111 / 504 on timeout) -> established_response
+(`HTTP/1.1 200 Connection established`) -> relay with the faults' stages until both sides close.
+
+Every refusal is one log line naming client, target, status and reason, in `LabProxy.log` and on
+the `proxy_lab.proxy` logger. Credentials never reach either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import errno as errno_mod
+import ipaddress
+import itertools
+import logging
+import os
+import signal
+import socket
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from proxy_lab.errors import ConfigError, RemoteProtocolError
+from proxy_lab.proxy.auth import BasicAuth
+from proxy_lab.proxy.conn import ClientProtocol
+from proxy_lab.proxy.events import ConnectRequest, Refusal
+from proxy_lab.proxy.faults.base import AnswerFn, Ctx, Fault, OpenNext, Refuse, ResolveNext, Stage
+from proxy_lab.proxy.parse import parse_connect
+from proxy_lab.proxy.records import Event, ProxyLogRecord, ProxyStats
+from proxy_lab.proxy.relay import Tunnel
+from proxy_lab.proxy.responses import lab_error, squid_connect_fail, squid_dns_fail
+from proxy_lab.resolver import Address, ResolveError, Resolver
+
+logger = logging.getLogger("proxy_lab.proxy")
+
+ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
+MAX_ADDRESSES = 16  # upstream addresses tried per request
+_Hook = Literal["on_auth", "on_connect", "resolve", "open_upstream", "established_response", "stream"]
+
+
+@dataclass
+class ProxyConfig:
+    """Everything the lab proxy is told; validated when made (ConfigError names the field)."""
+
+    listen: tuple[str, int] = ("127.0.0.1", 0)
+    users: dict[str, str] = field(default_factory=dict)  # name -> password; empty = no auth
+    realm: str = "proxy-lab"
+    username_case_sensitive: bool = True
+    accept_lowercase_basic: bool = True  # False: only `Basic` (some proxies reject `basic`)
+    close_after_407: bool = False  # True: 407 carries Connection: close and the proxy closes
+    faults: list[Fault] = field(default_factory=list)
+    max_request_line: int = 8192  # bytes; longer -> 414
+    max_header_bytes: int = 32768  # bytes; larger head -> 431
+    header_timeout_s: float = 10.0  # no complete head in time -> 408 and close (slowloris)
+    connect_timeout_s: float = 10.0  # per upstream address; then 504 (Squid ERR_CONNECT_FAIL)
+    max_connections: int = 4096  # open client connections; beyond -> 503
+    max_requests_per_connection: int = 100  # bounds the 407 retry loop on one connection
+    allow_open: bool = False  # a non-loopback listen address without users refuses to start unless True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.listen, list):  # from TOML or JSON
+            self.listen = tuple(self.listen)  # type: ignore[assignment]
+        if not (isinstance(self.listen, tuple) and len(self.listen) == 2 and isinstance(self.listen[1], int)):
+            raise ConfigError(f"proxy listen: {self.listen!r}: expected (host, port)")
+        if not 0 <= self.listen[1] < 65536:
+            raise ConfigError(f"proxy listen: port {self.listen[1]} outside 0-65535")
+        for name in self.users:
+            if not name or ":" in name:
+                raise ConfigError(
+                    f"proxy users: user name {name!r} must be non-empty and contain no ':' (RFC 7617)"
+                )
+        if any(ord(c) < 0x20 or c == "\x7f" for c in self.realm):
+            raise ConfigError(f"proxy realm {self.realm!r}: control characters are not allowed")
+        for key in ("max_request_line", "max_header_bytes", "max_connections", "max_requests_per_connection"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"proxy {key}: {getattr(self, key)!r}: expected a positive number")
+        for key in ("header_timeout_s", "connect_timeout_s"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"proxy {key}: {getattr(self, key)!r}: expected seconds > 0")
+        for f in self.faults:
+            if not isinstance(f, Fault):
+                raise ConfigError(f"proxy faults: {f!r} is not a Fault (build faults with make_fault)")
+
+    def check_exposure(self) -> None:
+        """Refuse to become an open proxy: a non-loopback listen address needs users or allow_open."""
+        host = self.listen[0]
+        if _is_loopback(host) or self.users or self.allow_open:
+            return
+        raise ConfigError(
+            f"proxy listen {host}:{self.listen[1]} is not a loopback address and no users are configured: "
+            "that is an open proxy; add users or set allow_open"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class LabProxy:
+    """An asyncio HTTP CONNECT proxy with Basic auth and faults. Use `async with LabProxy(...)`."""
+
+    def __init__(self, config: ProxyConfig, resolver: Resolver) -> None:
+        self.config = config
+        self.resolver = resolver
+        self.auth = BasicAuth(
+            config.users,
+            config.realm,
+            username_case_sensitive=config.username_case_sensitive,
+            accept_lowercase_scheme=config.accept_lowercase_basic,
+            close_after_407=config.close_after_407,
+        )
+        self.stats = ProxyStats()
+        self.log: deque[ProxyLogRecord] = deque(maxlen=2000)  # recent records, oldest first
+        self._server: asyncio.Server | None = None
+        self._address: Address | None = None
+        self._conns: set[ClientProtocol] = set()
+        self._tunnels: set[Tunnel] = set()
+        self._ids = itertools.count(1)
+        self._client_hooks = [f for f in config.faults if f.overrides("handle_client")]
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.config.check_exposure()
+        loop = asyncio.get_running_loop()
+        host, port = self.config.listen
+        max_buffer = self.config.max_request_line + self.config.max_header_bytes + 65536
+
+        def accept() -> ClientProtocol:
+            conn = ClientProtocol(self._serve, conn_id=next(self._ids), max_buffer=max_buffer)
+            self._conns.add(conn)  # known to stop() even before its handler first runs
+            return conn
+
+        self._server = await loop.create_server(
+            accept,
+            host,
+            port,
+            reuse_address=True,
+            backlog=1024,
+        )
+        sock = self._server.sockets[0]
+        self._address = _address_of(sock.getsockname())
+        self._record("listening", f"lab proxy listening on {self.url} ({self._describe()})")
+
+    @property
+    def address(self) -> Address:
+        if self._address is None:
+            raise RuntimeError("LabProxy.address read before start()")
+        return self._address
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    async def stop(self, grace_s: float = 2.0) -> None:
+        """Stop listening, give open tunnels `grace_s` to finish, then abort what is left; no task remains."""
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        server.close()
+        for conn in list(self._conns):
+            if conn.phase == "head":
+                conn.abort()  # idle or mid-head: nothing to preserve
+        tasks = {c.task for c in self._conns if c.task is not None and not c.task.done()}
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace_s)
+            if pending:
+                for tunnel in list(self._tunnels):
+                    tunnel.abort()
+                for conn in list(self._conns):
+                    conn.abort()
+                _, pending = await asyncio.wait(pending, timeout=1.0)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    await asyncio.wait(pending, timeout=1.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), 1.0)
+        self._record("stopped", f"lab proxy {self.url} stopped")
+
+    async def __aenter__(self) -> LabProxy:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _describe(self) -> str:
+        auth = f"Basic auth, {len(self.config.users)} user(s)" if self.config.users else "no auth"
+        faults = ", ".join(f.name for f in self.config.faults) or "no faults"
+        return f"{auth}; {faults}"
+
+    # -- logging ------------------------------------------------------------------------------------
+    def _record(
+        self,
+        event: Event,
+        message: str,
+        *,
+        client: str = "",
+        target: str = "",
+        status: int | None = None,
+        reason: str = "",
+        level: int = logging.INFO,
+    ) -> None:
+        self.log.append(ProxyLogRecord(event, message, client, target, status, reason))
+        logger.log(level, "%s", message)
+
+    # -- one connection -----------------------------------------------------------------------------
+    def _new_ctx(self, conn: ClientProtocol, host: str, port: int) -> Ctx:
+        return Ctx(client=conn.peer, proxy=self.address, host=host, port=port, conn_id=conn.conn_id)
+
+    def _faults(self, ctx: Ctx, hook: _Hook) -> list[Fault]:
+        return [f for f in self.config.faults if f.overrides(hook) and f.applies(ctx.host, ctx.port)]
+
+    async def _serve(self, conn: ClientProtocol) -> None:
+        self.stats.connections += 1
+        self.stats.connections_open += 1
+        over_limit = len(self._conns) > self.config.max_connections
+        conn.tunnel_opener = self._tunnel
+        conn.ctx_factory = self._new_ctx
+        client = f"{conn.peer[0]}:{conn.peer[1]}"
+        try:
+            for fault in self._client_hooks:
+                if await fault.handle_client(conn):
+                    return
+            for n in range(self.config.max_requests_per_connection):
+                request = await self._read_request(conn, client, first=n == 0)
+                if request is None:
+                    return
+                self.stats.requests += 1
+                ctx = self._new_ctx(conn, request.host, request.port)
+                ctx.request = request
+                if over_limit:
+                    refusal = lab_error(
+                        503,
+                        f"the proxy has {self.config.max_connections} connections open; try again later",
+                        why=f"more than max_connections={self.config.max_connections} open connections",
+                    )
+                    await self._refuse(conn, ctx, refusal)
+                    return
+                answer = self._authenticate(ctx)
+                if answer is not None and answer.keep_alive and not _persistent(request):
+                    answer = _closing(answer)
+                if answer is not None:
+                    await self._refuse(conn, ctx, answer)
+                    if answer.action == "respond" and answer.keep_alive:
+                        continue  # RFC 9110 §11.7.1: the client MAY repeat the request
+                    return
+                await self._tunnel(conn, ctx, _http_answer(self, ctx))
+                return
+            await conn.close()
+        except Exception:
+            logger.exception("lab proxy: connection from %s failed", client)
+            conn.abort()
+        finally:
+            self._conns.discard(conn)
+            self.stats.connections_open -= 1
+            if not conn.detached and conn.transport is not None and not conn.transport.is_closing():
+                conn.transport.close()
+
+    async def _read_request(self, conn: ClientProtocol, client: str, *, first: bool) -> ConnectRequest | None:
+        """The next CONNECT head, or None when the client left (after answering any error)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.header_timeout_s
+        conn.phase = "head"
+        while True:
+            try:
+                parsed = parse_connect(
+                    conn.buffer,
+                    max_request_line=self.config.max_request_line,
+                    max_header_bytes=self.config.max_header_bytes,
+                )
+            except RemoteProtocolError as exc:
+                status = exc.error_status_hint
+                headers: tuple[tuple[str, str], ...] = (("Allow", "CONNECT"),) if status == 405 else ()
+                refusal = lab_error(status, f"{exc}", why=str(exc), headers=headers)
+                await self._refuse(conn, None, refusal, target=_target_hint(conn.buffer))
+                return None
+            if parsed is not None:
+                request, size = parsed
+                conn.consume(size)
+                conn.phase = "upstream"
+                return request
+            try:
+                more = await conn.read_more(deadline - loop.time())
+            except TimeoutError:
+                if first or conn.buffer:
+                    # RFC 9110 §15.5.9 408: "the server did not receive a complete request message
+                    # within the time that it was prepared to wait."
+                    refusal = lab_error(
+                        408,
+                        f"no complete CONNECT request within {self.config.header_timeout_s:g} s",
+                        why=f"request head incomplete after {self.config.header_timeout_s:g} s ({len(conn.buffer)} bytes received)",
+                    )
+                    await self._refuse(conn, None, refusal, target=_target_hint(conn.buffer))
+                else:
+                    await conn.close(linger_s=0.1)
+                return None
+            if not more:
+                if conn.buffer.strip():
+                    self._record(
+                        "client_error",
+                        f"client {client} closed after sending an incomplete request head ({len(conn.buffer)} bytes)",
+                        client=client,
+                    )
+                await conn.close(linger_s=0.1)
+                return None
+
+    def _authenticate(self, ctx: Ctx) -> Refusal | None:
+        answer: Refusal | None = None
+        if not self.auth.enabled:
+            ctx.auth_why = "no authentication configured"
+        elif ctx.request is not None:
+            result = self.auth.verify(ctx.request.get("Proxy-Authorization"))
+            ctx.user, ctx.auth_why = result.user, result.why
+            if not result.ok:
+                answer = self.auth.challenge(result.why)
+        for fault in self._faults(ctx, "on_auth"):
+            answer = fault.on_auth(ctx, answer)
+        return answer
+
+    async def _refuse(
+        self,
+        conn: ClientProtocol,
+        ctx: Ctx | None,
+        refusal: Refusal,
+        answer: AnswerFn | None = None,
+        *,
+        target: str = "",
+    ) -> None:
+        client = f"{conn.peer[0]}:{conn.peer[1]}"
+        target = ctx.authority if ctx is not None else target
+        status = refusal.status if refusal.action == "respond" else 0
+        self.stats.refusals[status] += 1
+        what = f"CONNECT {target}" if target else "request"
+        self._record(
+            "refused",
+            f"refused {what} from {client}: {refusal.describe()} - {refusal.why or 'no reason given'}",
+            client=client,
+            target=target,
+            status=status,
+            reason=refusal.why,
+        )
+        if refusal.action == "reset":
+            conn.reset()
+            return
+        if refusal.action == "close":
+            await conn.close(linger_s=0.2)
+            return
+        conn.write(answer(refusal) if answer is not None else refusal.to_bytes())
+        if not refusal.keep_alive:
+            await conn.close()
+        else:
+            with contextlib.suppress(TimeoutError):
+                await conn.drain()
+
+    # -- upstream -----------------------------------------------------------------------------------
+    async def _tunnel(self, conn: ClientProtocol, ctx: Ctx, answer: AnswerFn) -> None:
+        """on_connect, resolve, connect, announce, relay (ClientConn.tunnel for handle_client faults)."""
+        conn.phase = "upstream"
+        for fault in self._faults(ctx, "on_connect"):
+            refusal = await fault.on_connect(ctx)
+            if refusal is not None:
+                await self._refuse(conn, ctx, refusal, answer)
+                return
+        try:
+            sock = await self._open_chain(ctx)(ctx.host, ctx.port)
+        except Refuse as exc:
+            await self._refuse(conn, ctx, exc.refusal, answer)
+            return
+        if conn.lost:
+            sock.close()
+            return
+        stages: list[Stage] = []
+        for fault in self._faults(ctx, "stream"):
+            stage = fault.stream(ctx)
+            if stage is not None:
+                stages.append(stage)
+        tunnel = Tunnel(ctx, self.stats, stages)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.create_connection(lambda: tunnel.upstream, sock=sock)
+        except OSError as exc:
+            sock.close()
+            refusal = lab_error(
+                502, f"upstream {ctx.authority} failed: {exc}", why=f"upstream socket failed: {exc!r}"
+            )
+            await self._refuse(conn, ctx, refusal, answer)
+            return
+        if conn.lost or conn.transport is None:
+            tunnel.abort()
+            return
+        conn.write(answer(None))
+        transport, leftover, eof = conn.detach()
+        tunnel.attach_client(transport, leftover, eof)
+        self._tunnels.add(tunnel)
+        self.stats.tunnels += 1
+        self.stats.tunnels_open += 1
+        client = f"{ctx.client[0]}:{ctx.client[1]}"
+        self._record(
+            "tunnel_open",
+            f"tunnel {ctx.authority} for {client} open" + (f" (user {ctx.user!r})" if ctx.user else ""),
+            client=client,
+            target=ctx.authority,
+            status=200,
+        )
+        tunnel.start()
+        try:
+            await tunnel.done
+        finally:
+            self._tunnels.discard(tunnel)
+            self.stats.tunnels_open -= 1
+            self._record(
+                "tunnel_closed",
+                f"tunnel {ctx.authority} for {client} closed: {tunnel.bytes_client_to_upstream} B up, "
+                f"{tunnel.bytes_upstream_to_client} B down"
+                + (f" ({tunnel.why_closed})" if tunnel.why_closed else ""),
+                client=client,
+                target=ctx.authority,
+                reason=tunnel.why_closed,
+            )
+
+    def _established(self, ctx: Ctx) -> bytes:
+        head = ESTABLISHED
+        for fault in self._faults(ctx, "established_response"):
+            head = fault.established_response(ctx, head)
+        return head
+
+    def _open_chain(self, ctx: Ctx) -> OpenNext:
+        resolve: ResolveNext = self._base_resolve(ctx)
+        for fault in reversed(self._faults(ctx, "resolve")):
+            resolve = _wrap_resolve(fault, ctx, resolve)
+        opener: OpenNext = self._base_open(ctx, resolve)
+        for fault in reversed(self._faults(ctx, "open_upstream")):
+            opener = _wrap_open(fault, ctx, opener)
+        return opener
+
+    def _base_resolve(self, ctx: Ctx) -> ResolveNext:
+        async def resolve(host: str, port: int) -> list[Address]:
+            try:
+                addresses = await self.resolver.resolve(host, port)
+            except ResolveError as exc:
+                raise Refuse(
+                    squid_dns_fail(ctx.authority, host, exc.reason, why=f"DNS: {exc}", server="proxy-lab")
+                ) from exc
+            if not addresses:
+                raise Refuse(squid_dns_fail(ctx.authority, host, "no addresses", server="proxy-lab"))
+            return addresses
+
+        return resolve
+
+    def _base_open(self, ctx: Ctx, resolve: ResolveNext) -> OpenNext:
+        async def open_upstream(host: str, port: int) -> socket.socket:
+            addresses = await resolve(host, port)
+            for address in addresses:
+                if self._is_self(address):
+                    why = f"loop: {ctx.authority} resolves to {address[0]}:{address[1]}, the proxy's own listening address"
+                    raise Refuse(lab_error(403, f"Request refused: forwarding loop. {why}", why=why))
+            return await self._connect_any(ctx, addresses[:MAX_ADDRESSES])
+
+        return open_upstream
+
+    def _is_self(self, address: Address) -> bool:
+        own_host, own_port = self.address
+        if address[1] != own_port:
+            return False
+        try:
+            ip = ipaddress.ip_address(address[0])
+            own = ipaddress.ip_address(own_host)
+        except ValueError:
+            return False
+        return ip == own or (own.is_unspecified and (ip.is_loopback or ip.is_unspecified))
+
+    async def _connect_any(self, ctx: Ctx, addresses: list[Address]) -> socket.socket:
+        """Connect to each address in turn, each bounded by connect_timeout_s (as OkHttp and old Squid do)."""
+        loop = asyncio.get_running_loop()
+        timeout = self.config.connect_timeout_s
+        failure: tuple[str, int, str, bool] = ("", 0, "no address", False)
+        for host, port in addresses:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            try:
+                await asyncio.wait_for(loop.sock_connect(sock, (host, port)), timeout)
+            except TimeoutError:
+                sock.close()
+                failure = (shown, errno_mod.ETIMEDOUT, f"Connection timed out after {timeout:g} s", True)
+            except OSError as exc:
+                sock.close()
+                code = exc.errno or 0
+                failure = (shown, code, os.strerror(code) if code else str(exc), False)
+            except BaseException:
+                sock.close()
+                raise
+            else:
+                return sock
+        shown, code, message, timed_out = failure
+        raise Refuse(
+            squid_connect_fail(
+                ctx.authority, shown, errno=code, message=message, timeout=timed_out, server="proxy-lab"
+            )
+        )
+
+
+def _persistent(request: ConnectRequest) -> bool:
+    """RFC 9112 §9.3: the client keeps the connection unless it says `close` (HTTP/1.1) or did not
+    ask for `keep-alive` (HTTP/1.0). `Proxy-Connection` is the legacy spelling clients still send."""
+    tokens = {
+        t.strip().lower()
+        for v in request.get_all("Connection") + request.get_all("Proxy-Connection")
+        for t in v.split(",")
+    }
+    if "close" in tokens:
+        return False
+    return request.version == "HTTP/1.1" or "keep-alive" in tokens
+
+
+def _closing(refusal: Refusal) -> Refusal:
+    """The same answer, ending the connection (its Connection field says so)."""
+    headers = tuple((k, "close") if k.lower() == "connection" else (k, v) for k, v in refusal.headers)
+    return dataclasses.replace(refusal, headers=headers, keep_alive=False)
+
+
+def _http_answer(proxy: LabProxy, ctx: Ctx) -> AnswerFn:
+    def answer(refusal: Refusal | None) -> bytes:
+        return refusal.to_bytes() if refusal is not None else proxy._established(ctx)
+
+    return answer
+
+
+def _wrap_resolve(fault: Fault, ctx: Ctx, nxt: ResolveNext) -> ResolveNext:
+    def call(host: str, port: int) -> Awaitable[list[Address]]:
+        return fault.resolve(ctx, host, port, nxt)
+
+    return call
+
+
+def _wrap_open(fault: Fault, ctx: Ctx, nxt: OpenNext) -> OpenNext:
+    def call(host: str, port: int) -> Awaitable[socket.socket]:
+        return fault.open_upstream(ctx, host, port, nxt)
+
+    return call
+
+
+def _address_of(raw: Any) -> Address:
+    return (str(raw[0]), int(raw[1]))
+
+
+def _target_hint(buf: bytes | bytearray) -> str:
+    """The request-target of a request line we refused, for the log (printable, at most 80 chars)."""
+    line = bytes(buf[:200]).split(b"\n", 1)[0].strip()
+    parts = line.split(b" ")
+    if len(parts) >= 2 and parts[1].isascii():
+        text = parts[1].decode("ascii", "replace")
+        return text[:80] if text.isprintable() else ""
+    return ""
+
+
+async def serve_forever(
+    config: ProxyConfig, resolver: Resolver, stop_event: asyncio.Event | None = None
+) -> int:
+    """Run the proxy until `stop_event` is set or SIGINT/SIGTERM arrives; 0 on a clean stop, 2 when it cannot start."""
+    proxy = LabProxy(config, resolver)
+    try:
+        await proxy.start()
+    except (OSError, ConfigError) as exc:
+        logger.error("lab proxy cannot start on %s:%s: %s", config.listen[0], config.listen[1], exc)
+        return 2
+    stop = stop_event or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        await stop.wait()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        await proxy.stop()
+    return 0
+
+
+def run_proxy(config: ProxyConfig, resolver: Resolver, stop_event: asyncio.Event | None = None) -> int:
+    """`serve_forever` on a fresh event loop, uvloop when it is installed (for the CLI only)."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    try:
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    except ImportError:
+        pass
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(serve_forever(config, resolver, stop_event))
