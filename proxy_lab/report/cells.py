@@ -1,0 +1,218 @@
+"""The reports' shared view of runs: one cell per scenario and service, its findings, its remedy.
+
+Every format (terminal, JSON, JUnit, Markdown, HTML) reads runs through this module, so they all
+agree on which cells are findings, which endpoint stands for a service (its worst one), which rule
+and which remedy go with it, and which problems are setup failures rather than outcomes. It works
+on any object shaped like `proxy_lab.runner.ScenarioRun` and never imports the runner at run time.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from proxy_lab.advice import guide_rule, remedy
+from proxy_lab.catalog import Catalog, load_catalog
+from proxy_lab.outcomes import Outcome, Result, worst
+
+if TYPE_CHECKING:
+    from proxy_lab.runner import ScenarioRun
+
+CellStatus = Literal["met", "not_met", "no_result", "not_expected", "skipped", "setup_error"]
+
+SHORT = {
+    "distributor": "distrib",
+    "funds": "funds",
+    "downloads": "downloads",
+    "os_updates": "os upd",
+    "accounting": "account",
+    "online_help": "help",
+    "health_data": "health",
+    "connectivity_check": "conncheck",
+    "pb_web_services": "pb web",
+    "parcel_shipping": "parcel",
+    "remote_access": "remote",
+    "device_management": "dev mgmt",
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One scenario x service cell: what was expected, what was seen, and the endpoints behind it."""
+
+    scenario: str
+    service: str
+    expected: tuple[Outcome, ...]
+    observed: Outcome | None
+    results: tuple[Result, ...]
+    status: CellStatus
+
+    @property
+    def worst(self) -> Result | None:
+        """The endpoint that decides the service's outcome (its worst; the first of equals)."""
+        return worst_result(self.results)
+
+    @property
+    def unexpected(self) -> bool:
+        return self.status in ("not_met", "no_result", "not_expected")
+
+    @property
+    def finding(self) -> bool:
+        """Shown under the matrix: anything not as expected, and every failure even when expected."""
+        return self.unexpected or (self.observed is not None and self.observed != Outcome.PASS)
+
+    def expected_text(self) -> str:
+        return " or ".join(o.value for o in self.expected) or "nothing (not on this model)"
+
+    def observed_text(self) -> str:
+        return self.observed.value if self.observed is not None else "no result"
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def printable(text: object) -> str:
+    """Text from the network with its control characters made visible (ESC becomes \\x1b)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+_CREDENTIALS = re.compile(r"((?:proxy-)?authorization:\s*)(\S+)(?:\s+(\S+))?", re.IGNORECASE)
+
+
+def redact(line: str) -> str:
+    """A transcript line without credentials: Basic keeps only the user name (useful when its case
+    is the bug); any other scheme's token is hidden entirely."""
+
+    def hide(m: re.Match[str]) -> str:
+        scheme, token = m.group(2), m.group(3)
+        if token is None:
+            return f"{m.group(1)}<hidden>"
+        if scheme.lower() == "basic":
+            try:
+                user = base64.b64decode(token, validate=True).decode("utf-8").partition(":")[0]
+            except (ValueError, UnicodeDecodeError):
+                return f"{m.group(1)}{scheme} <hidden>"
+            return f"{m.group(1)}{scheme} <user {user!r}, password hidden>"
+        return f"{m.group(1)}{scheme} <hidden>"
+
+    return _CREDENTIALS.sub(hide, line)
+
+
+def transcript(result: Result) -> list[str]:
+    """The result's wire transcript as reports show it: credentials hidden, control characters visible."""
+    return [printable(redact(line)) for line in result.evidence.transcript]
+
+
+def anchor(*parts: object) -> str:
+    """An HTML id made of ASCII letters, digits and '-' only (callers add an index for uniqueness)."""
+    return "-".join("".join(c if c.isascii() and c.isalnum() else "-" for c in str(p)) for p in parts)
+
+
+def worst_result(results: Iterable[Result]) -> Result | None:
+    mine = list(results)
+    if not mine:
+        return None
+    w = worst(r.outcome for r in mine)
+    return next(r for r in mine if r.outcome == w)
+
+
+def target_label(target: str) -> str:
+    """The target as reports show it: a proxy URL loses its password (reports end up in tickets)."""
+    try:
+        url = urlsplit(target)
+        password = url.password
+    except ValueError:
+        return target
+    if password is None or not url.hostname:
+        return target
+    user = url.username or ""
+    netloc = f"{user}:***@" + url.netloc.rpartition("@")[2]
+    return urlunsplit(url._replace(netloc=netloc))
+
+
+def run_label(run: ScenarioRun) -> str:
+    return run.scenario.id if run.target == "lab" else f"{run.scenario.id} [{target_label(run.target)}]"
+
+
+def services_of(runs: Sequence[ScenarioRun], catalog: Catalog | None = None) -> list[str]:
+    """The matrix columns: the services some run expects or saw, in the catalog's order, then any others."""
+    catalog = catalog or load_catalog()
+    named: dict[str, None] = {}
+    for run in runs:
+        for s in (*run.expected, *run.observed, *(r.service for r in run.results)):
+            named.setdefault(s)
+    return [s for s in catalog.services if s in named] + [s for s in named if s not in catalog.services]
+
+
+def cell(run: ScenarioRun, service: str) -> Cell | None:
+    """The cell of one service in one run, or None when the run neither expects nor saw it."""
+    results = tuple(r for r in run.results if r.service == service)
+    expected = tuple(run.expected.get(service, ()))
+    observed = run.observed.get(service)
+    if observed is None and results:
+        observed = worst(r.outcome for r in results)
+    in_run = service in run.expected or observed is not None
+    if not in_run:
+        return None
+    status: CellStatus
+    if run.setup_error:
+        status = "setup_error"
+    elif run.skipped:
+        status = "skipped"
+    elif service not in run.expected:
+        status = "not_expected"
+    elif observed is None:
+        status = "no_result"
+    else:
+        status = "met" if observed in expected else "not_met"
+    return Cell(run.scenario.id, service, expected, observed, results, status)
+
+
+def cells(run: ScenarioRun, services: Sequence[str] | None = None) -> list[Cell]:
+    """The run's cells in matrix order (the catalog's unless `services` is given)."""
+    order = list(services) if services is not None else services_of([run])
+    return [c for s in order if (c := cell(run, s)) is not None]
+
+
+def findings(run: ScenarioRun, services: Sequence[str] | None = None) -> list[Cell]:
+    if run.setup_error or run.skipped:
+        return []
+    return [c for c in cells(run, services) if c.finding]
+
+
+def run_problems(run: ScenarioRun) -> list[str]:
+    """Expectations beyond the cells: the follow-up upload and the transaction journal."""
+    problems: list[str] = []
+    if run.setup_error or run.skipped:
+        return problems
+    for r in getattr(run, "followup_results", []) or []:
+        if not r.outcome.ok:
+            problems.append(
+                f"follow-up {r.service} on a clean path failed at {r.endpoint}: {r.outcome.value} ({r.detail})"
+            )
+    after = getattr(run, "journal_after_followup", None)
+    if after not in (None, 0):
+        problems.append(f"journal still holds {after} record(s) after the follow-up upload")
+    return problems
+
+
+def remedy_for(run: ScenarioRun, result: Result) -> str:
+    """The scenario's own remedy for a failure when it has one (it knows the cause), else the advice's."""
+    if run.scenario.remedy and result.outcome != Outcome.PASS:
+        return run.scenario.remedy
+    return remedy(result) or ""
+
+
+def rule_for(result: Result) -> str:
+    return guide_rule(result) or ""
+
+
+def summary(runs: Sequence[ScenarioRun]) -> dict[str, int]:
+    counts = {"runs": len(runs), "met": 0, "not_met": 0, "skipped": 0, "setup_error": 0}
+    for run in runs:
+        counts[run.status] = counts.get(run.status, 0) + 1
+    return counts
