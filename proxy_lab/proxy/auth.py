@@ -133,27 +133,32 @@ class BasicAuth:
         parsed = parse_proxy_authorization(value, accept_lowercase_scheme=self.accept_lowercase_scheme)
         if isinstance(parsed, InvalidCredentials):
             return AuthResult(None, parsed.why)
-        given = self._key(parsed.user)
-        folded = parsed.user.casefold().encode("utf-8")
+        return self.check(parsed.user, parsed.password)
+
+    def check(self, user: str, password: str) -> AuthResult:
+        """Check a user name and password (from Basic, or from SOCKS5 RFC 1929 sub-negotiation)."""
+        given = self._key(user)
+        folded = user.casefold().encode("utf-8")
         matched: str | None = None
         case_only: str | None = None
         expected = b"\x00" * 32  # compared against when no user matched, so timing does not tell
-        for name, password in self.users.items():
-            # Every user is visited and compared in constant time (no early exit on a match).
-            if hmac.compare_digest(self._key(name), given):
-                matched, expected = name, password.encode("utf-8")
-            elif hmac.compare_digest(name.casefold().encode("utf-8"), folded):
+        for name, stored in self.users.items():
+            # Every user is visited and both comparisons made, in constant time, whatever matches (no
+            # early exit, no skipped comparison), so timing does not tell whether a user name exists.
+            exact = hmac.compare_digest(self._key(name), given)
+            same_but_case = hmac.compare_digest(name.casefold().encode("utf-8"), folded)
+            if exact:
+                matched, expected = name, stored.encode("utf-8")
+            elif same_but_case:
                 case_only = name
-        password_ok = hmac.compare_digest(expected, parsed.password.encode("utf-8"))
+        password_ok = hmac.compare_digest(expected, password.encode("utf-8"))
         if matched is None:
             if case_only is not None:
                 return AuthResult(
                     None,
                     f"user name matches configured {case_only!r} only when case is ignored; names are case-sensitive here",
                 )
-            return AuthResult(
-                None, f"unknown user ({len(parsed.user)} characters; configured: {len(self.users)} user(s))"
-            )
+            return AuthResult(None, f"unknown user ({len(user)} characters; configured: {len(self.users)} user(s))")
         if not password_ok:
             return AuthResult(None, f"wrong password for user {matched!r} (passwords are case-sensitive)")
         return AuthResult(matched, f"user {matched!r} authenticated")

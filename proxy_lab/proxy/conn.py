@@ -50,6 +50,9 @@ class ClientProtocol(asyncio.Protocol):
         # Set by the server before the handler runs (see ClientConn.tunnel / new_ctx).
         self.tunnel_opener: Callable[[ClientProtocol, Ctx, AnswerFn], Awaitable[None]] | None = None
         self.ctx_factory: Callable[[ClientProtocol, str, int], Ctx] | None = None
+        # Set by the server when the proxy has users: SOCKS5 user/password auth (RFC 1929) uses it.
+        self.auth_required = False
+        self.check_credentials: Callable[[str, str], Any] | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -18,6 +18,8 @@ from proxy_lab.proxy.events import ConnectRequest
 _REG_NAME = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=%]+$")
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _VERSION = re.compile(r"^HTTP/(\d)\.(\d)$")
+# Control characters other than HTAB (parse_head has already refused NUL, CR and LF).
+_CTL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 USAGE = "expected 'CONNECT host:port HTTP/1.1'"
 
@@ -56,11 +58,17 @@ def parse_authority(target: str) -> tuple[str, int]:
             raise RemoteProtocolError(f"request-target {target[:80]!r} opens '[' without closing it")
         host, rest = target[1:end], target[end + 1 :]
         try:
-            ipaddress.IPv6Address(host)
+            address = ipaddress.IPv6Address(host)
         except ValueError as exc:
             raise RemoteProtocolError(
                 f"request-target {target[:80]!r}: {host!r} is not an IPv6 address"
             ) from exc
+        if address.scope_id is not None:
+            # RFC 3986 §3.2.2: IP-literal = "[" ( IPv6address / IPvFuture ) "]" has no zone id; a
+            # zone names an interface of the client's host, meaningless to the proxy (RFC 6874 §1).
+            raise RemoteProtocolError(
+                f"request-target {target[:80]!r}: an IPv6 zone id (%{address.scope_id}) is not allowed"
+            )
         if not rest.startswith(":"):
             raise RemoteProtocolError(
                 f"request-target {target[:80]!r} has no port; RFC 9110 §9.3.6: 'There is no default port'"
@@ -148,4 +156,13 @@ def parse_connect(
             raise RemoteProtocolError(
                 f"CONNECT {target} carries Content-Length {value}; a CONNECT request has no content"
             )
-    return ConnectRequest(host, port, head.headers, version), skip + head.size
+    # RFC 9110 §5.5: "Field values containing other CTL characters are also invalid". The message
+    # names the field only: its value may be a credential (Proxy-Authorization) and goes to the log.
+    for name, value in head.headers:
+        if _CTL.search(value):
+            raise RemoteProtocolError(f"CONNECT {target[:80]} has a control character in its {name[:40]} field")
+    try:
+        request = ConnectRequest(host, port, head.headers, version)
+    except ValueError as exc:  # whatever else ConnectRequest refuses is the client's error too
+        raise RemoteProtocolError(f"CONNECT {target[:80]} is not acceptable") from exc
+    return request, skip + head.size

@@ -152,6 +152,8 @@ class LabProxy:
         sock = self._server.sockets[0]
         self._address = _address_of(sock.getsockname())
         self._record("listening", f"lab proxy listening on {self.url} ({self._describe()})")
+        for fault in self.config.faults:  # faults with an engine of their own (tls_inspect) start here
+            await fault.start()
 
     @property
     def address(self) -> Address:
@@ -188,6 +190,8 @@ class LabProxy:
                     await asyncio.wait(pending, timeout=1.0)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(server.wait_closed(), 1.0)
+        for fault in self.config.faults:
+            await fault.stop()
         self._record("stopped", f"lab proxy {self.url} stopped")
 
     async def __aenter__(self) -> LabProxy:
@@ -230,6 +234,8 @@ class LabProxy:
         over_limit = len(self._conns) > self.config.max_connections
         conn.tunnel_opener = self._tunnel
         conn.ctx_factory = self._new_ctx
+        conn.auth_required = self.auth.enabled
+        conn.check_credentials = self.auth.check if self.auth.enabled else None
         client = f"{conn.peer[0]}:{conn.peer[1]}"
         try:
             for fault in self._client_hooks:

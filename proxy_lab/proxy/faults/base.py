@@ -202,6 +202,13 @@ class Fault:
     def overrides(self, hook: str) -> bool:
         return _overrides(self, Fault, hook)
 
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Called by LabProxy.start once it listens (e.g. tls_inspect starts its engine)."""
+
+    async def stop(self) -> None:
+        """Called by LabProxy.stop after its tunnels ended; releases what start() took."""
+
     # -- hooks, in pipeline order ---------------------------------------------------------------
     async def handle_client(self, conn: ClientConn) -> bool:
         """Take over a whole client connection before it is parsed; True when it was handled."""
