@@ -23,8 +23,8 @@ Level = Literal["error", "warning", "info"]
 # "SendPro C, SendPro+ internal base and tablet communication uses a subnet that consists of IPs from
 # the 192.168.10.240 to 192.168.10.255 and 192.168.10.96 to 192.168.10.111 ranges."
 INTERNAL_RANGES = (
-    (ipaddress.ip_address("192.168.10.240"), ipaddress.ip_address("192.168.10.255")),
-    (ipaddress.ip_address("192.168.10.96"), ipaddress.ip_address("192.168.10.111")),
+    (ipaddress.IPv4Address("192.168.10.240"), ipaddress.IPv4Address("192.168.10.255")),
+    (ipaddress.IPv4Address("192.168.10.96"), ipaddress.IPv4Address("192.168.10.111")),
 )
 WIFI_SECURITY = ("wpa2", "wpa", "wep", "open", "802.1x")
 
@@ -62,7 +62,7 @@ def _in_internal_range(ip: str) -> bool:
         addr = ipaddress.ip_address(ip)
     except ValueError:
         return False
-    return any(lo <= addr <= hi for lo, hi in INTERNAL_RANGES if addr.version == 4)
+    return isinstance(addr, ipaddress.IPv4Address) and any(lo <= addr <= hi for lo, hi in INTERNAL_RANGES)
 
 
 def lint_site(site: SiteSettings) -> list[Finding]:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from proxy_lab.cloud.messages import Record
 from proxy_lab.device import Device, DeviceSettings, ProxySettings
 from proxy_lab.lab import Lab
 from proxy_lab.outcomes import Outcome, Result, service_outcomes
@@ -123,7 +124,7 @@ async def run_scenario(
                 on_event=on_event,
             )
             for i in range(scenario.device.transactions):  # mail printed before the run
-                device.journal.add({"class": "1st", "weight_g": str(20 + i), "fee": "0.85"})
+                device.journal.add(Record("new", weight_g=20 + 10 * i, fee="0.85", date=time.strftime("%Y-%m-%d")))
             run.journal_before = device.journal.count()
             run.results = await device.run(services)
             run.journal_after = device.journal.count()
@@ -162,6 +163,14 @@ async def run_scenarios(
 ) -> list[ScenarioRun]:
     """Run every scenario against one target with one shared lab; results in scenario order."""
     tgt = get_target(target) if isinstance(target, str) else target
+    in_namespace = getattr(tgt, "run_in_namespace", None)
+    if in_namespace is not None and lab is None:
+        # Real products (proxy_lab.targets.real) run with the cloud and the device in a network
+        # namespace of their own (proxy_lab.netns); the runs come back from that child process.
+        ns_runs: list[ScenarioRun] = await in_namespace(
+            scenarios, certs_dir=certs_dir, on_progress=on_progress, on_event=on_event
+        )
+        return ns_runs
     runs: list[ScenarioRun] = []
     with tempfile.TemporaryDirectory(prefix="proxy-lab-") as tmp:
         workdir = Path(tmp)

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 _tasks: set[asyncio.Task[Any]] = set()
 
 
-def create_task(coro: Coroutine[Any, Any, T], *, name: str) -> asyncio.Task[T]:
+def create_task[T](coro: Coroutine[Any, Any, T], *, name: str) -> asyncio.Task[T]:
     task = asyncio.get_running_loop().create_task(coro, name=name)
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)

@@ -55,7 +55,7 @@ def register(name: str) -> Callable[[Callable[[], Target]], Callable[[], Target]
 
 def get_target(name: str) -> Target:
     from proxy_lab.targets import lab as _lab  # noqa: F401  (registers "lab")
-    from proxy_lab.targets import url as _url  # noqa: F401  (registers "url")
+    from proxy_lab.targets import url as _url
 
     try:
         from proxy_lab.targets import real as _real  # noqa: F401  (registers the real products)

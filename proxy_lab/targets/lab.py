@@ -41,6 +41,10 @@ class LabTarget:
 
     @asynccontextmanager
     async def proxy_for(self, scenario: Scenario, lab: Lab, *, with_faults: bool = True) -> AsyncIterator[ProxyEndpoint]:
+        if scenario.proxy.preset:
+            from proxy_lab.targets.presets import lab_scenario_for_preset
+
+            scenario = lab_scenario_for_preset(scenario)  # the preset's product rules, emulated
         config = proxy_config(scenario, lab, with_faults=with_faults)
         proxy = LabProxy(config, lab.resolver)
         try:
