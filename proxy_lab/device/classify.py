@@ -388,9 +388,15 @@ def alert_name(reason: str) -> str:
     return m.group(1).lower() if m else ""
 
 
+# The guide's 384 kbps is a link rate; the device measures goodput of a file body, which the link's
+# TLS records, HTTP head and request round trip cost a few percent of (measured: 381-384 kbit/s
+# through a 384 kbit/s shaper). A download counts as below the floor only under 97% of it.
+GOODPUT_TOLERANCE = 0.97
+
+
 def _classify_worked(obs: Worked) -> Verdict:
     notes = []
-    if obs.kbps is not None and obs.kbps < obs.min_kbps:
+    if obs.kbps is not None and obs.kbps < obs.min_kbps * GOODPUT_TOLERANCE:
         notes.append(f"download at {obs.kbps:.0f} kbit/s is below the guide's {obs.min_kbps} kbit/s floor")
     if obs.setup_s is not None and obs.setup_s > obs.slow_setup_s:
         notes.append(f"the tunnel took {obs.setup_s:.1f} s to open (more than {obs.slow_setup_s:g} s)")

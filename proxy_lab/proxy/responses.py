@@ -211,6 +211,7 @@ def web_filter_block(authority: str, category: str, *, policy: str, why: str) ->
             ("Server", "proxy-lab web filter"),
             ("Content-Type", "text/html; charset=utf-8"),
             ("X-Web-Filter-Category", category),
+            ("X-Web-Filter-Policy", policy),
         ),
         body,
         why=why,

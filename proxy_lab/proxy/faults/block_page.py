@@ -51,8 +51,11 @@ class _BlockStage(Stage):
         self.scanner = HttpScanner("request")
 
     async def client_to_upstream(self, data: bytes) -> bytes:
+        items = self.scanner.feed(data)
+        if len(items) == 1 and isinstance(items[0], Opaque):
+            return items[0].data  # not plain HTTP: passed on as it came
         out = bytearray()
-        for item in self.scanner.feed(data):
+        for item in items:
             if isinstance(item, MessageHead):
                 if self._block(item):
                     return b""

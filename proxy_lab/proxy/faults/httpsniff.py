@@ -73,6 +73,8 @@ class HttpScanner:
         self.offset = 0
 
     def feed(self, data: bytes) -> list[Item]:
+        if self.state == "opaque" and not self.buf:  # the bulk of a TLS tunnel: no copy
+            return [Opaque(data)] if data else []
         self.buf += data
         out: list[Item] = []
         while self.buf:
@@ -150,7 +152,8 @@ class HttpScanner:
             status = int(head.start_line.split(" ")[1])
             if status < 200 or status in (204, 304):
                 return MessageHead(head, raw, "length", 0)
-        if chunked or len(lengths) > 1 or (lengths and not next(iter(lengths)).isdigit()):
+        # isascii(): str.isdigit() is also true for '²' (0xB2 in a Latin-1 field value), which int() refuses.
+        if chunked or len(lengths) > 1 or (lengths and not _is_length(next(iter(lengths)))):
             return MessageHead(head, raw, "opaque", None)
         if lengths:
             return MessageHead(head, raw, "length", int(next(iter(lengths))))
@@ -159,6 +162,10 @@ class HttpScanner:
             if self.side == "response"
             else MessageHead(head, raw, "length", 0)
         )
+
+
+def _is_length(value: str) -> bool:
+    return value.isascii() and value.isdigit()
 
 
 def with_header(message: MessageHead, name: str, value: str) -> bytes:

@@ -58,8 +58,11 @@ class _TamperStage(Stage):
         return bytes(data)
 
     async def upstream_to_client(self, data: bytes) -> bytes:
+        items = self.scanner.feed(data)
+        if len(items) == 1 and isinstance(items[0], Opaque):
+            return items[0].data  # not plain HTTP: passed on as it came
         out = bytearray()
-        for item in self.scanner.feed(data):
+        for item in items:
             if isinstance(item, MessageHead):
                 out += self._head(item)
             elif isinstance(item, Body):
