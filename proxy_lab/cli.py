@@ -54,7 +54,7 @@ def parse_fault(value: str) -> tuple[str, dict[str, Any]]:
 
     name, _, rest = value.partition(":")
     settings: dict[str, Any] = {}
-    for item in filter(None, rest.split(";") if ";" in rest else rest.split(",")):
+    for item in filter(None, _split_top_level(rest)):
         key, sep, raw = item.partition("=")
         if not sep:
             raise argparse.ArgumentTypeError(f"--fault {value!r}: expected NAME[:key=value,...]")
@@ -63,6 +63,25 @@ def parse_fault(value: str) -> tuple[str, dict[str, Any]]:
         except tomllib.TOMLDecodeError:
             settings[key.strip()] = raw
     return name.strip(), settings
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split `a=1,b=[1,2],c="x,y"` on the commas outside brackets and quotes."""
+    items, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        elif ch in ",;" and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    items.append(text[start:])
+    return [i.strip() for i in items]
 
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ssl
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -46,6 +47,8 @@ class Device:
         catalog: Catalog | None = None,
         scenario: str = "",
         on_event: Callable[[str], None] | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        field: bool = False,
     ) -> None:
         self.settings = settings
         self.pki = pki
@@ -54,7 +57,9 @@ class Device:
         self.scenario = scenario
         self.on_event = on_event
         self.journal = Journal(journal_path)
-        self._tls_context = pki.device_context()
+        # The meter trusts the PB root only; the field check verifies against the trust it is given.
+        self._tls_context = tls_context or pki.device_context()
+        self.field = field  # field check: no lab chain to compare with
         self._public_key = pki.signing_public_key()
 
     def __enter__(self) -> Device:
@@ -138,7 +143,7 @@ class Device:
         s = self.settings
         if not endpoint.via_proxy:
             return await dns_probe(endpoint, s, self.resolver, evidence, transcript)
-        if endpoint.transport == "tls":
+        if endpoint.transport == "tls" and not self.field:
             evidence.chain_expected = self.pki.expected_chain(endpoint.host)
         link = Link(endpoint, s, self.resolver, evidence, transcript, self._tls_context, summarize)
         setups: list[float] = []

@@ -135,7 +135,8 @@ def body_framing(response: Response, *, method: str) -> BodyFraming:
     # §6.3 (5): an invalid Content-Length (or differing values) is unrecoverable.
     lengths = {t.strip() for v in response.get_all("Content-Length") for t in v.split(",")}
     if lengths:
-        if len(lengths) != 1 or not next(iter(lengths)).isdigit():
+        # isascii(): str.isdigit() is also true for '²' (0xB2 in a Latin-1 field value), which int() refuses.
+        if len(lengths) != 1 or not (value := next(iter(lengths))).isascii() or not value.isdigit():
             raise RemoteProtocolError(f"invalid Content-Length {sorted(lengths)!r}", error_status_hint=502)
         return BodyFraming("length", int(next(iter(lengths))))
     # §6.3 (8): otherwise the body is everything until the server closes the connection.

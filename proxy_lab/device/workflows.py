@@ -448,6 +448,49 @@ async def mtalk(x: Exchange) -> Worked:
     return Worked("mtalk answered OK")
 
 
+# -- field probes (proxy-lab check against real back ends) -----------------------------------------
+
+
+async def reach(x: Exchange) -> Worked:
+    """Field probe: real back ends do not speak the lab's XML, so reaching them is the proof.
+
+    raw TCP: the 200 to CONNECT and an open tunnel; TLS: a handshake verified against the device's
+    trust, then any HTTP answer from the origin; plain HTTP: any answer but a filter's 403/451.
+    """
+    ep = x.endpoint
+    if ep.transport == "tcp":
+        # Hold the tunnel quiet for a moment, as a TeamViewer session does: a proxy that closes
+        # quiet tunnels (idle timeout) or forbids the port after the 200 shows itself here.
+        hold = x.settings.teamviewer_hold_s
+        stream = await x.open()
+        try:
+            stream.during = f"while holding the tunnel to {ep.authority} quiet"
+            try:
+                data = await asyncio.wait_for(stream.read(1), hold)
+            except TimeoutError:
+                return Worked(f"tunnel to {ep.authority} opened and held {hold:g} s")
+            if not data:
+                raise stream.cut_eof()
+            return Worked(f"tunnel to {ep.authority} opened; the server spoke first")
+        finally:
+            stream.close()
+    method = "GET"
+    answer = await _http(x, method, ep.path, expected="any answer from the origin")
+    if ep.transport == "http" and answer.response.status in (403, 407, 451):
+        _refuse_errors(x, answer, f"GET {ep.path}", "the origin's answer, not a filter's")
+    return Worked(f"{method} {ep.path} answered {answer.response.status_line}")
+
+
+async def bulk_get(x: Exchange) -> Worked:
+    """Field bandwidth probe: GET a large file through the proxy and measure the throughput."""
+    expected = "200 with the file"
+    answer = await _http(x, "GET", x.endpoint.path, expected=expected)
+    _require_200(x, answer, f"GET {x.endpoint.path}", expected)
+    x.evidence.kbps = answer.kbps
+    x.transcript.note(f"downloaded {len(answer.body)} bytes in {answer.elapsed_s * 1000:.0f} ms: {answer.kbps:.0f} kbit/s")
+    return Worked(f"downloaded {len(answer.body)} bytes", kbps=answer.kbps, min_kbps=x.settings.min_kbps)
+
+
 EXCHANGES: dict[str, Callable[[Exchange], Awaitable[Worked]]] = {
     "authenticate": authenticate,
     "refill": refill,
@@ -462,6 +505,8 @@ EXCHANGES: dict[str, Callable[[Exchange], Awaitable[Worked]]] = {
     "help_page": help_page,
     "health_upload": health_upload,
     "generate_204": generate_204,
+    "reach": reach,
+    "bulk_get": bulk_get,
     "dyngate_in": dyngate_in,
     "dyngate_out": dyngate_out,
     "teamviewer": teamviewer,
