@@ -16,36 +16,7 @@ import pytest
 from proxy_lab.outcomes import CertSummary, Evidence, Outcome, Result, service_outcomes
 from proxy_lab.scenarios import CloudSpec, DeviceSpec, Expectation, ProxySpec, Scenario
 
-try:
-    from proxy_lab.runner import ScenarioRun
-except ImportError:  # pragma: no cover - only while proxy_lab.device is still being written
-    import importlib.util
-    import sys
-    import types
-
-    # The runner imports the device and the lab at module level; the reports need only its
-    # ScenarioRun dataclass, so load runner.py with those imports stubbed out.
-    _stubs = {}
-    for _name in ("proxy_lab.device", "proxy_lab.lab"):
-        if _name not in sys.modules or not hasattr(sys.modules[_name], "Device" if "device" in _name else "Lab"):
-            _mod = types.ModuleType(_name)
-            for _attr in ("Device", "DeviceSettings", "ProxySettings", "Lab"):
-                setattr(_mod, _attr, object)
-            _stubs[_name] = sys.modules.get(_name)
-            sys.modules[_name] = _mod
-    _spec = importlib.util.spec_from_file_location(
-        "_report_tests_runner", __import__("proxy_lab").__path__[0] + "/runner.py"
-    )
-    assert _spec and _spec.loader
-    _runner = importlib.util.module_from_spec(_spec)
-    sys.modules[_spec.name] = _runner
-    _spec.loader.exec_module(_runner)
-    for _name, _old in _stubs.items():
-        if _old is None:
-            del sys.modules[_name]
-        else:
-            sys.modules[_name] = _old
-    ScenarioRun = _runner.ScenarioRun  # type: ignore[misc]
+from proxy_lab.runner import ScenarioRun
 
 PB_ROOT = "CN=proxy-lab PB Root (lab only),OU=proxy-lab PB Root (lab only),O=proxy-lab"
 CORP_CA = "CN=proxy-lab Corp Inspection CA - LAB ONLY - never install,O=proxy-lab"
