@@ -20,13 +20,13 @@ _BAD_VALUE = re.compile(rb"[\x00\r\n]")
 Headers = tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True)
-class Head:
-    start_line: str
+class HeaderLookup:
+    """Case-insensitive field lookup (RFC 9110 §5.1) for any message type with a `headers` pair list."""
+
     headers: Headers
-    size: int  # bytes consumed including the blank line
 
     def get(self, name: str) -> str | None:
+        """The first value of field `name`, or None."""
         name = name.lower()
         for k, v in self.headers:
             if k.lower() == name:
@@ -36,6 +36,13 @@ class Head:
     def get_all(self, name: str) -> list[str]:
         name = name.lower()
         return [v for k, v in self.headers if k.lower() == name]
+
+
+@dataclass(frozen=True)
+class Head(HeaderLookup):
+    start_line: str
+    headers: Headers
+    size: int  # bytes consumed including the blank line
 
 
 def find_head_end(buf: bytes | bytearray) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from proxy_lab.errors import RemoteProtocolError
-from proxy_lab.http1 import Headers, parse_head
+from proxy_lab.http1 import HeaderLookup, Headers, parse_head
 
 _STATUS_LINE = re.compile(r"^HTTP/(\d)\.(\d) (\d{3})(?: (.*))?$")
 _HTTP = b"HTTP/"
@@ -31,7 +31,7 @@ class NotHttpError(RemoteProtocolError):
 
 
 @dataclass(frozen=True)
-class Response:
+class Response(HeaderLookup):
     """A response head: `HTTP/1.1 403 Forbidden` and its header fields."""
 
     version: str  # "HTTP/1.1" or "HTTP/1.0"
@@ -48,16 +48,6 @@ class Response:
     def status_line(self) -> str:
         return f"{self.version} {self.status} {self.reason}".rstrip()
 
-    def get(self, name: str) -> str | None:
-        name = name.lower()
-        for k, v in self.headers:
-            if k.lower() == name:
-                return v
-        return None
-
-    def get_all(self, name: str) -> list[str]:
-        name = name.lower()
-        return [v for k, v in self.headers if k.lower() == name]
 
     def connection_tokens(self) -> set[str]:
         return {t.strip().lower() for v in self.get_all("Connection") for t in v.split(",") if t.strip()}

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from proxy_lab.http1 import Headers
+from proxy_lab.http1 import HeaderLookup, Headers
 
 # RFC 9110 §5.6.2: field-name = token
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -30,7 +30,7 @@ def _check_headers(headers: Headers, who: str) -> None:
 
 
 @dataclass(frozen=True)
-class ConnectRequest:
+class ConnectRequest(HeaderLookup):
     """A well-formed `CONNECT host:port HTTP/1.x` request head (RFC 9110 §9.3.6)."""
 
     host: str  # lower-case name or IP literal, without brackets
@@ -53,20 +53,10 @@ class ConnectRequest:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
-    def get(self, name: str) -> str | None:
-        name = name.lower()
-        for k, v in self.headers:
-            if k.lower() == name:
-                return v
-        return None
-
-    def get_all(self, name: str) -> list[str]:
-        name = name.lower()
-        return [v for k, v in self.headers if k.lower() == name]
 
 
 @dataclass(frozen=True)
-class Refusal:
+class Refusal(HeaderLookup):
     """Any answer to CONNECT other than a tunnel: an HTTP response, a bare close, or a TCP reset.
 
     `why` is the one-line reason written to the proxy's log (never sent). `keep_alive` keeps the
@@ -101,12 +91,6 @@ class Refusal:
     def status_line(self) -> str:
         return f"{self.version} {self.status} {self.reason}".rstrip()
 
-    def get(self, name: str) -> str | None:
-        name = name.lower()
-        for k, v in self.headers:
-            if k.lower() == name:
-                return v
-        return None
 
     def to_bytes(self) -> bytes:
         """The response as sent; empty for the close and reset actions."""
