@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import socket
 import ssl
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from proxy_lab.advice import guide_rule, remedy
 from proxy_lab.catalog import MODELS, Catalog, Endpoint, load_catalog
 from proxy_lab.errors import ConfigError
 from proxy_lab.outcomes import Outcome, Result, worst
-from proxy_lab.resolver import Address, ResolveError, is_ip
+from proxy_lab.resolver import Address, SystemResolver, is_ip
 
 VERDICT_WORKS = "the meter will work: every required service passes"
 VERDICT_REDUCED = "the meter will work with reduced support"
@@ -313,12 +312,7 @@ class FieldResolver:
             return [(host, port)]
         if host.lower() in self.overrides:
             return [(self.overrides[host.lower()], port)]
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise ResolveError(host, exc.strerror or str(exc)) from exc
-        return [(str(i[4][0]), int(i[4][1])) for i in infos]
+        return await SystemResolver().resolve(host, port)
 
 
 def trust_context(trust: str, certs_dir: Path | None) -> ssl.SSLContext:
