@@ -14,9 +14,8 @@ from types import SimpleNamespace
 import pytest
 
 from proxy_lab.outcomes import CertSummary, Evidence, Outcome, Result, service_outcomes
-from proxy_lab.scenarios import CloudSpec, DeviceSpec, Expectation, ProxySpec, Scenario
-
 from proxy_lab.runner import ScenarioRun
+from proxy_lab.scenarios import CloudSpec, DeviceSpec, Expectation, ProxySpec, Scenario
 
 PB_ROOT = "CN=proxy-lab PB Root (lab only),OU=proxy-lab PB Root (lab only),O=proxy-lab"
 CORP_CA = "CN=proxy-lab Corp Inspection CA - LAB ONLY - never install,O=proxy-lab"

@@ -1,0 +1,317 @@
+"""The real products as targets: `squid`, `tinyproxy`, `mitmproxy` and `proxypy`, registered here.
+
+A `RealTarget` runs in two places:
+- in the runner's process, `run_in_namespace` (called by `runner.run_scenarios`) sorts out first
+  what the product cannot run (a preset of another product, a setting it cannot express, a product
+  not installed: skipped, with the reason, and no namespace is needed for those), then runs the rest
+  in a network namespace of their own (`proxy_lab.netns`);
+- inside that namespace (`proxy_lab.netns_child`), `proxy_for` writes the product's configuration
+  (`proxy_lab.targets.<product>`), starts the product in its own process group, waits until its port
+  accepts, and stops it (SIGTERM to the group, then SIGKILL) when the scenario is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from proxy_lab.targets import (
+    ProxyEndpoint,
+    SetupError,
+    TargetSkipped,
+    mitmproxy_target,
+    proxypy,
+    register,
+    squid,
+    tinyproxy,
+)
+from proxy_lab.targets.presets import check_product, effective_spec
+from proxy_lab.targets.product import LabFacts, Launch, policy_from_spec
+
+if TYPE_CHECKING:
+    from proxy_lab.lab import Lab
+    from proxy_lab.runner import Progress, ScenarioRun
+    from proxy_lab.scenarios import Scenario
+
+_POLL_S = 0.1
+_STOP_WAIT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Product:
+    name: str  # the target name
+    module: ModuleType  # has launch(policy, facts, scenario_id=) and binary()
+    port: int
+    version: Callable[[], str]
+
+
+def _first_line(argv: Sequence[str]) -> str:
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return (done.stdout or done.stderr).strip().splitlines()[0] if (done.stdout or done.stderr).strip() else "unknown"
+
+
+def _squid_version() -> str:
+    exe = squid.binary()
+    if exe is None:
+        return "not installed"
+    version = _first_line([exe, "-v"]).removeprefix("Squid Cache: Version ")
+    return f"{version} with OpenSSL" if squid.supports_ssl_bump(exe) else version
+
+
+def _tinyproxy_version() -> str:
+    exe = tinyproxy.binary()
+    return _first_line([exe, "-v"]).removeprefix("tinyproxy ") if exe else "not installed"
+
+
+def _dist_version(dist: str) -> Callable[[], str]:
+    def version() -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return version
+
+
+PRODUCTS: dict[str, Product] = {
+    p.name: p
+    for p in (
+        Product("squid", squid, squid.DEFAULT_PORT, _squid_version),
+        Product("tinyproxy", tinyproxy, tinyproxy.DEFAULT_PORT, _tinyproxy_version),
+        Product("mitmproxy", mitmproxy_target, mitmproxy_target.DEFAULT_PORT, _dist_version("mitmproxy")),
+        Product("proxypy", proxypy, proxypy.DEFAULT_PORT, _dist_version("proxy.py")),
+    )
+}
+
+
+@cache
+def product_version(name: str) -> str:
+    """The installed version of a product ("5.7", "1.11.1", ...) or "not installed"."""
+    return PRODUCTS[name].version()
+
+
+def installed(name: str) -> bool:
+    return PRODUCTS[name].module.binary() is not None
+
+
+def _facts(port: int, lab: Lab | None, workdir: Path) -> LabFacts:
+    from proxy_lab.netns import CLOUD_ADDRESS, ENV_CLOUD, PROXY_HOST
+
+    if lab is not None:
+        dns = lab.cloud.dns_address[0]
+        pb_root, confdir = lab.pki.pb_root.cert, lab.pki.corp_ca_combined()
+    else:  # a dry run in the parent: only the shape of the configuration matters
+        dns = os.environ.get(ENV_CLOUD, CLOUD_ADDRESS)
+        pb_root, confdir = Path("pb-root.pem"), Path("mitmproxy")
+    return LabFacts(PROXY_HOST, port, dns, pb_root, confdir, workdir)
+
+
+def _write_files(launch: Launch, workdir: Path) -> None:
+    """Write and copy the product's files into `workdir`, owned by its user; run its prepare steps."""
+    uid = gid = -1
+    if launch.owner is not None:
+        try:
+            entry = pwd.getpwnam(launch.owner)
+        except KeyError as exc:
+            raise SetupError(f"user {launch.owner!r} does not exist (the product runs as it)") from exc
+        uid, gid = entry.pw_uid, entry.pw_gid
+    contents: dict[str, bytes] = {name: text.encode("utf-8") for name, text in launch.files.items()}
+    for name, source in launch.copies.items():
+        try:
+            contents[name] = source.read_bytes()
+        except OSError as exc:
+            raise SetupError(f"cannot read {source} for the product: {exc}") from exc
+    for name, data in contents.items():
+        path = workdir / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, launch.file_modes.get(name, 0o644))
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        if uid >= 0:
+            os.chown(path, uid, gid)
+    if uid >= 0:
+        os.chown(workdir, uid, gid)
+        workdir.chmod(0o750)
+    for argv in launch.prepare:
+        try:
+            done = subprocess.run(
+                list(argv), capture_output=True, text=True, timeout=30, check=False, cwd=workdir,
+                user=uid if uid >= 0 else None, group=gid if gid >= 0 else None,
+            )  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SetupError(f"preparing the product failed: {' '.join(argv)}: {exc}") from exc
+        if done.returncode != 0:
+            raise SetupError(f"preparing the product failed: {' '.join(argv)}: exit {done.returncode}: {done.stderr.strip()[-300:]}")
+
+
+def _tail(workdir: Path, names: Sequence[str], lines: int = 8) -> str:
+    out: list[str] = []
+    for name in names:
+        try:
+            text = (workdir / name).read_text("utf-8", "replace")
+        except OSError:
+            continue
+        out += [line.strip() for line in text.strip().splitlines()[-lines:] if line.strip()]
+    return " | ".join(out[-lines:]) or "(no output)"
+
+
+async def _accepts(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM the product's process group, then SIGKILL whatever of it is left (helpers too)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)  # the product leads its own group: squid's helpers go with it
+        try:
+            await asyncio.wait_for(proc.wait(), _STOP_WAIT_S)
+        except TimeoutError:
+            pass
+
+
+class RealTarget:
+    """One real product as a target; see the module docstring for where each half runs."""
+
+    def __init__(self, product: Product) -> None:
+        self.product = product
+        self.name = product.name
+
+    def launch_for(self, scenario: Scenario, lab: Lab | None, workdir: Path) -> Launch:
+        """The product's Launch for `scenario`; raises TargetSkipped (preset of another product,
+        something it cannot express, not installed)."""
+        check_product(scenario, self.name)
+        where = f"{scenario.path or scenario.id}: proxy.preset"
+        policy = policy_from_spec(effective_spec(scenario.proxy, where))
+        launch: Launch = self.product.module.launch(policy, _facts(self.product.port, lab, workdir), scenario_id=scenario.id)
+        return launch
+
+    def skip_reason(self, scenario: Scenario) -> str | None:
+        """Why this product cannot run `scenario` at all (decided without starting anything)."""
+        try:
+            self.launch_for(scenario, None, Path(tempfile.gettempdir()) / "proxy-lab-dry-run")
+        except TargetSkipped as exc:
+            return str(exc)
+        if scenario.device.mode == "direct":
+            return f"scenario {scenario.id!r} runs without a proxy (device.mode = direct): nothing of {self.name} is exercised"
+        return None
+
+    async def run_in_namespace(
+        self,
+        scenarios: Sequence[Scenario],
+        *,
+        certs_dir: Path | None = None,
+        on_progress: Progress | None = None,
+        on_event: Callable[[str], None] | None = None,
+    ) -> list[ScenarioRun]:
+        """Skip what cannot run, run the rest in a namespace of their own; runs in scenario order."""
+        from proxy_lab.netns import run_in_namespace
+        from proxy_lab.runner import ScenarioRun
+
+        runs: dict[int, ScenarioRun] = {}
+        todo: list[int] = []
+        for i, scenario in enumerate(scenarios):
+            reason = self.skip_reason(scenario)
+            if reason is None:
+                todo.append(i)
+                continue
+            if on_progress:
+                on_progress("start", scenario, None)
+            runs[i] = ScenarioRun(scenario, self.name, skipped=reason)
+            if on_progress:
+                on_progress("done", scenario, runs[i])
+        if todo:
+            done = await run_in_namespace(
+                [scenarios[i] for i in todo], self.name, certs_dir=certs_dir, on_progress=on_progress, on_event=on_event
+            )
+            runs.update(zip(todo, done, strict=True))
+        return [runs[i] for i in range(len(scenarios))]
+
+    @asynccontextmanager
+    async def proxy_for(self, scenario: Scenario, lab: Lab) -> AsyncIterator[ProxyEndpoint]:
+        from proxy_lab.netns import ENV_NAME
+
+        if scenario.device.mode == "direct":
+            raise TargetSkipped(f"scenario {scenario.id!r} runs without a proxy: nothing of {self.name} is exercised")
+        if not os.environ.get(ENV_NAME):
+            raise SetupError(
+                f"{self.name} runs only in namespace mode (its names must resolve to the lab's cloud): "
+                "use run_scenarios without a lab, or `proxy-lab run --target " + self.name + "` as root"
+            )
+        workdir = Path(tempfile.mkdtemp(prefix=f"proxy-lab-{self.name}-"))
+        proc: asyncio.subprocess.Process | None = None
+        try:
+            launch = self.launch_for(scenario, lab, workdir)
+            await asyncio.to_thread(_write_files, launch, workdir)
+            with (workdir / "output.log").open("wb") as out:
+                try:
+                    proc = await asyncio.create_subprocess_exec(
+                        *launch.argv,
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        cwd=workdir,
+                        env={**os.environ, **launch.env},
+                        start_new_session=True,
+                    )
+                except OSError as exc:
+                    raise SetupError(f"{self.name} could not be started ({launch.argv[0]}): {exc}") from exc
+            await self._wait_ready(proc, launch, workdir)
+            version = product_version(self.name)
+            yield ProxyEndpoint("127.0.0.1", launch.port, f"{self.name} {version} (pid {proc.pid}) in {os.environ[ENV_NAME]}")
+        finally:
+            if proc is not None:
+                await asyncio.shield(_stop(proc))
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    async def _wait_ready(self, proc: asyncio.subprocess.Process, launch: Launch, workdir: Path) -> None:
+        deadline = time.monotonic() + launch.ready_timeout_s
+        logs = ("output.log", *launch.log_files)
+        while time.monotonic() < deadline:  # bounded by the product's ready timeout
+            if proc.returncode is not None:
+                raise SetupError(f"{self.name} exited with status {proc.returncode} at start: {_tail(workdir, logs)}")
+            if await _accepts("127.0.0.1", launch.port):
+                return
+            try:
+                await asyncio.wait_for(proc.wait(), _POLL_S)
+            except TimeoutError:
+                pass
+        raise SetupError(
+            f"{self.name} did not accept connections on 127.0.0.1:{launch.port} within "
+            f"{launch.ready_timeout_s:g} s: {_tail(workdir, logs)}"
+        )
+
+
+def _factory(name: str) -> Callable[[], RealTarget]:
+    def make() -> RealTarget:
+        return RealTarget(PRODUCTS[name])
+
+    return make
+
+
+for _name in PRODUCTS:
+    register(_name)(_factory(_name))
