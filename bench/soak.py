@@ -14,13 +14,17 @@ Each tunnel is one of (shares in `MIX`):
 - `reset_before_answer`: send the CONNECT head and reset before the proxy answers.
 - `upstream_reset`: the upstream resets mid-tunnel; the proxy must pass the close on (no hang).
 
-Order: start the proxy; warm up (`--warmup` tunnels, same mix and concurrency, so the proxy's
-buffers, pools and its 2000-record log deque are at their working size); settle; measure the
-baseline (descriptors, RSS); run `--tunnels`; settle (up to `--settle` seconds for descriptors to
-come back); measure again; one health CONNECT. Criteria, each printed with its figures: every
-`echo` tunnel intact, every upstream reset passed on, the health CONNECT answered 200, descriptors
-back to the baseline, RSS within `--rss-tolerance` (10%) of the baseline. Exit 0 when all hold, 1
-otherwise, 2 when the proxy cannot start. Every wait is bounded; the whole run by `--max-seconds`.
+Order: start the proxy; warm up in waves of `--warmup` tunnels (same mix and concurrency) until
+its RSS is steady (three waves in a row each growing less than `--steady-pct`, at most
+`--warmup-waves`): the allocator's high-water mark rises in steps over the first ~10,000 tunnels of
+bursts of 200 and then stays flat (60,000 tunnels measured, see docs/reliability.md), while a leak
+would never be called steady. Then settle; measure the baseline (descriptors, RSS); run `--tunnels`;
+settle (up to `--settle` seconds for descriptors to come back); measure again; one health CONNECT;
+SIGTERM. Criteria, each printed with its figures: every CONNECT answered 200, every `echo` tunnel
+intact, every upstream reset passed on to the client, the health CONNECT
+answered 200, descriptors back to the baseline, RSS steady before the baseline and within
+`--rss-tolerance` (10%) of it after, exit code 0 on SIGTERM. Exit 0 when all hold, 1 otherwise, 2
+when the proxy cannot start. Every wait is bounded; the whole run by `--max-seconds`.
 
     python -m bench.soak                          # 10,000 tunnels, 200 at a time
     python -m bench.soak --tunnels 2000 --json out.json
@@ -49,6 +53,7 @@ from typing import Any
 
 LOOPBACK = "127.0.0.1"
 STEP_TIMEOUT_S = 20.0  # any single wait of a tunnel
+STEADY_WAVES = 3  # warm-up waves in a row whose RSS growth is below --steady-pct
 MIX = {"echo": 55, "client_close": 12, "client_reset": 12, "reset_before_answer": 6, "upstream_reset": 15}
 _LINGER_RESET = struct.pack("ii", 1, 0)
 
@@ -71,6 +76,18 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
 
 
+def memory_breakdown(pid: int) -> dict[str, int]:
+    """Rss, Anonymous, Rss of file mappings (KiB) from /proc/PID/smaps_rollup."""
+    fields: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, _, rest = line.partition(":")
+        parts = rest.split()
+        if parts and parts[0].isdigit():
+            fields[name.strip()] = int(parts[0])
+    rss, anon = fields.get("Rss", 0), fields.get("Anonymous", 0)
+    return {"rss": rss, "anonymous": anon, "file": rss - anon}
+
+
 def _raise_nofile(want: int = 16384) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = want if hard == resource.RLIM_INFINITY else min(want, hard)
@@ -81,8 +98,9 @@ def _raise_nofile(want: int = 16384) -> None:
 class ProxyProcess:
     """`proxy-lab proxy` on 127.0.0.1:port in its own session, its output in `log`."""
 
-    def __init__(self, port: int, workdir: Path, max_connections: int) -> None:
+    def __init__(self, port: int, workdir: Path, max_connections: int, env: dict[str, str] | None = None) -> None:
         self.port = port
+        self.env = {**os.environ, **(env or {})}
         self.log = workdir / "proxy.log"
         self.argv = [sys.executable, "-m", "proxy_lab.cli", "proxy", "--listen", f"{LOOPBACK}:{port}",
                      "--max-connections", str(max_connections)]  # fmt: skip
@@ -92,7 +110,7 @@ class ProxyProcess:
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                cwd=Path(__file__).resolve().parent.parent, start_new_session=True, preexec_fn=_raise_nofile,
+                cwd=Path(__file__).resolve().parent.parent, env=self.env, start_new_session=True, preexec_fn=_raise_nofile,
             )  # fmt: skip
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -325,6 +343,9 @@ class Figures:
     tunnels: int
     concurrency: int
     warmup: int
+    warmup_tunnels: int = 0
+    warmup_rss_kib: list[int] = field(default_factory=list)  # after each wave
+    warmup_steady: bool = False
     seconds: float = 0.0
     tunnels_per_s: float = 0.0
     fds_baseline: int = 0
@@ -335,6 +356,8 @@ class Figures:
     rss_peak_kib: int = 0
     rss_after_kib: int = 0
     rss_change_pct: float = 0.0
+    memory_baseline: dict[str, int] = field(default_factory=dict)  # smaps_rollup, KiB
+    memory_after: dict[str, int] = field(default_factory=dict)
     kinds: dict[str, int] = field(default_factory=dict)
     results: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
@@ -364,14 +387,30 @@ async def soak(args: argparse.Namespace, proxy: ProxyProcess) -> Figures:
                 await asyncio.wait_for(stop_sampling.wait(), 0.25)
 
     try:
-        log(f"warm-up: {args.warmup} tunnels, {args.concurrency} at a time")
-        warm = Tally()
-        await run_tunnels(args.warmup, args.concurrency, ports, rng, warm, deadline)
-        if warm.failures:
-            log(f"warm-up had failures (not counted): {warm.failures[:3]}")
+        # Warm up in waves until RSS is steady: the allocator's high-water mark (heap and arena
+        # fragmentation after bursts of 200 tunnels) rises in steps for the first several thousand
+        # tunnels, then stays flat; a leak would keep rising and never be called steady.
+        steady_waves = 0
+        for wave in range(args.warmup_waves):
+            warm = Tally()
+            await run_tunnels(args.warmup, args.concurrency, ports, rng, warm, deadline)
+            figures.warmup_tunnels += args.warmup
+            await settle(pid, None, 5.0)
+            rss = await rss_sample(pid)
+            previous = figures.warmup_rss_kib[-1] if figures.warmup_rss_kib else None
+            figures.warmup_rss_kib.append(rss)
+            growth = 100.0 * (rss - previous) / previous if previous else float("inf")
+            log(f"warm-up wave {wave + 1}: {args.warmup} tunnels, RSS {rss / 1024:.1f} MiB"
+                + (f" ({growth:+.1f}%)" if previous else "")
+                + (f"; failures (not counted): {warm.failures[:2]}" if warm.failures else ""))  # fmt: skip
+            steady_waves = steady_waves + 1 if growth < args.steady_pct else 0
+            if steady_waves >= STEADY_WAVES:
+                break
+        figures.warmup_steady = steady_waves >= STEADY_WAVES
         fds, _ = await settle(pid, None, 10.0)
         figures.fds_baseline = fds
         figures.rss_baseline_kib = await rss_sample(pid)
+        figures.memory_baseline = memory_breakdown(pid)
         log(f"baseline: {figures.fds_baseline} descriptors, RSS {figures.rss_baseline_kib / 1024:.1f} MiB")
 
         tally = Tally()
@@ -388,6 +427,7 @@ async def soak(args: argparse.Namespace, proxy: ProxyProcess) -> Figures:
         figures.fds_peak, figures.rss_peak_kib = peak["fds"], peak["rss"]
         figures.fds_after, figures.settle_s = await settle(pid, figures.fds_baseline, args.settle)
         figures.rss_after_kib = await rss_sample(pid)
+        figures.memory_after = memory_breakdown(pid)
         figures.rss_change_pct = 100.0 * (figures.rss_after_kib - figures.rss_baseline_kib) / figures.rss_baseline_kib
         figures.kinds = dict(tally.kinds)
         figures.results = dict(sorted(tally.results.items()))
@@ -397,9 +437,11 @@ async def soak(args: argparse.Namespace, proxy: ProxyProcess) -> Figures:
         done = sum(tally.kinds.values())
         figures.criteria = {
             f"all {args.tunnels} tunnels run within --max-seconds": done == args.tunnels,
-            "every echo tunnel intact": not any(k.endswith(":FAILED") for k in tally.results),
+            "every CONNECT answered 200, every echo intact, every upstream reset passed on":
+                not any(k.endswith(":FAILED") for k in tally.results),
             "the proxy keeps serving (health CONNECT)": health is None and proxy.alive(),
             "descriptors back to the baseline": figures.fds_after <= figures.fds_baseline,
+            "RSS steady before the baseline (warm-up)": figures.warmup_steady,
             f"RSS within {args.rss_tolerance:g}% of the baseline": figures.rss_change_pct <= args.rss_tolerance,
         }
     finally:
@@ -419,13 +461,18 @@ def log(message: str) -> None:
 def print_figures(f: Figures) -> None:
     mib = 1024
     print()
-    print(f"tunnels            {f.tunnels} ({f.concurrency} at a time) in {f.seconds:.1f} s, {f.tunnels_per_s:.0f}/s;"
-          f" warm-up {f.warmup}")  # fmt: skip
+    print(f"tunnels            {f.tunnels} ({f.concurrency} at a time) in {f.seconds:.1f} s, {f.tunnels_per_s:.0f}/s")
+    print(f"warm-up            {f.warmup_tunnels} tunnels in waves of {f.warmup}; RSS after each wave "
+          f"{', '.join(f'{r / 1024:.1f}' for r in f.warmup_rss_kib)} MiB ({'steady' if f.warmup_steady else 'NOT steady'})")  # fmt: skip
     print(f"mix                {', '.join(f'{k} {v}' for k, v in sorted(f.kinds.items()))}")
     print(f"results            {', '.join(f'{k} {v}' for k, v in f.results.items())}")
     print(f"descriptors        baseline {f.fds_baseline}, peak {f.fds_peak}, after {f.fds_after} (settled in {f.settle_s:.1f} s)")
     print(f"RSS                baseline {f.rss_baseline_kib / mib:.1f} MiB, peak {f.rss_peak_kib / mib:.1f} MiB, "
           f"after {f.rss_after_kib / mib:.1f} MiB ({f.rss_change_pct:+.1f}%)")  # fmt: skip
+    if f.memory_baseline and f.memory_after:
+        b, a = f.memory_baseline, f.memory_after
+        print(f"  of which          anonymous {b['anonymous'] / mib:.1f} -> {a['anonymous'] / mib:.1f} MiB, "
+              f"file-backed {b['file'] / mib:.1f} -> {a['file'] / mib:.1f} MiB")  # fmt: skip
     print(f"health CONNECT     {f.health}")
     print(f"proxy exit code    {f.exit_code} (SIGTERM)")
     for failure in f.failures:
@@ -438,18 +485,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tunnels", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=200)
-    parser.add_argument("--warmup", type=int, default=1000, help="tunnels before the baseline (default %(default)s)")
+    parser.add_argument("--warmup", type=int, default=2000, help="tunnels per warm-up wave (default %(default)s)")
+    parser.add_argument("--warmup-waves", type=int, default=15, help="most warm-up waves (default %(default)s)")
+    parser.add_argument("--steady-pct", type=float, default=1.0,
+                        help=f"RSS growth over a wave below which it counts as steady ({STEADY_WAVES} waves in a row)")
     parser.add_argument("--settle", type=float, default=15.0, help="seconds allowed for descriptors to come back")
     parser.add_argument("--rss-tolerance", type=float, default=10.0, help="percent (default %(default)s)")
     parser.add_argument("--max-seconds", type=float, default=900.0, help="bound on the whole run")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
+    parser.add_argument("--proxy-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="environment for the proxy process (e.g. MALLOC_ARENA_MAX=2); repeatable")
     args = parser.parse_args(argv)
-    if args.tunnels < 1 or args.concurrency < 1 or args.warmup < 0:
-        parser.error("--tunnels and --concurrency must be >= 1, --warmup >= 0")
+    if args.tunnels < 1 or args.concurrency < 1 or args.warmup < 1 or args.warmup_waves < 1:
+        parser.error("--tunnels, --concurrency, --warmup and --warmup-waves must be >= 1")
+    env = {}
+    for item in args.proxy_env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            parser.error(f"--proxy-env {item!r}: expected NAME=VALUE")
+        env[name] = value
     _raise_nofile()
     with tempfile.TemporaryDirectory(prefix="proxy-lab-soak-") as tmp:
-        proxy = ProxyProcess(free_port(), Path(tmp), max_connections=4 * args.concurrency + 64)
+        proxy = ProxyProcess(free_port(), Path(tmp), max_connections=4 * args.concurrency + 64, env=env)
         try:
             proxy.start()
         except RuntimeError as exc:

@@ -196,7 +196,7 @@ class _Ids:
     """HTML ids of runs and cells: readable, and unique even when a scenario runs on two targets."""
 
     def __init__(self, runs: Sequence[ScenarioRun]) -> None:
-        self._runs = {id(r): anchor("run", i, r.scenario.id, r.target) for i, r in enumerate(runs)}
+        self._runs = {id(r): anchor("run", i, r.scenario.id, target_label(r.target)) for i, r in enumerate(runs)}
         self._tls_id_given = False
 
     def first_interception(self, r: Result) -> str:
