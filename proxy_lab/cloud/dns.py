@@ -47,7 +47,7 @@ class DnsZone:
         reply = query.reply()
         if len(query.questions) != 1:
             reply.header.rcode = RCODE.FORMERR  # RFC 9619: QDCOUNT must be 1
-            return reply.pack()
+            return bytes(reply.pack())
         question = query.questions[0]
         name = _norm(str(question.qname))
         self.state.dns_queries[name] += 1
@@ -60,7 +60,7 @@ class DnsZone:
         elif question.qtype in (QTYPE.A, QTYPE.ANY):
             reply.add_answer(RR(question.qname, QTYPE.A, rdata=A(self.address), ttl=TTL_S))
         # any other type of a known name: NOERROR without records (NODATA, RFC 2308 §2.2)
-        return reply.pack()
+        return bytes(reply.pack())
 
 
 class DnsUdp(asyncio.DatagramProtocol):
