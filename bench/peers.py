@@ -5,7 +5,8 @@ to tunnel one echo byte (the note carries the tail of its output). Settings are 
 and are recorded in results.json (`Peer.settings`):
 
 - direct: no proxy, the client connects to the target servers (the ceiling).
-- lab: `proxy-lab proxy --listen 127.0.0.1:PORT` (+ `--fault ...` for the throttle runs).
+- lab: `proxy-lab proxy --listen 127.0.0.1:PORT` (+ `--fault ...` for the throttle runs), as a user
+  starts it: one worker process per core (at most 4) without faults, one process with a fault.
 - tinyproxy: foreground, `MaxClients 2048` (a thread per connection), `ConnectPort` for the targets.
 - squid: `-N` (one process, no SMP workers), no cache, no access log, `max_filedescriptors 4096`.
 - mitmproxy: `mitmdump --mode regular --ignore-hosts '.*'` (passthrough: no interception).
@@ -159,6 +160,7 @@ class Lab(Peer):
         self.faults = faults or []
         self.name = name or "lab"
         self.settings = "proxy-lab proxy --listen 127.0.0.1:PORT" + "".join(f" --fault {f}" for f in self.faults)
+        self.settings += " (one process)" if self.faults else " (as shipped: one worker process per core, at most 4)"
 
     def missing(self) -> str | None:
         return None  # started as `python -m proxy_lab.cli` when the console script is absent

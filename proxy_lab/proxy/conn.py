@@ -4,6 +4,12 @@
 spawns the server's handler for the connection, lets it wait for bytes with a timeout, answer,
 close gracefully (FIN, then drain what the client still sends, so the answer is not lost to a
 reset) or reset, and hands its transport to a `Tunnel` when the tunnel is established.
+
+Setup cost matters (issue 6: CONNECT setups/s against tinyproxy), so when no fault takes over
+whole connections the handler is not started on accept: `data_received` runs the sans-IO head
+parser itself and starts the handler (eagerly, so it runs up to its first real wait inside this
+callback) once the head is complete or refused, at EOF, or when the header timeout fires. A
+client that sends its CONNECT in one segment thus costs one task and no wait for bytes.
 """
 
 from __future__ import annotations
@@ -13,12 +19,15 @@ import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
+from proxy_lab.proxy.deadlines import Deadlines
 from proxy_lab.proxy.faults.base import AnswerFn, ClientConn, Ctx
 from proxy_lab.proxy.relay import set_linger_reset
 from proxy_lab.resolver import Address
 from proxy_lab.tasks import create_task
 
 Handler = Callable[["ClientProtocol"], Coroutine[Any, Any, None]]
+# The sans-IO head parser (parse_connect with the proxy's limits): a parsed head, None, or raises.
+HeadParser = Callable[[bytearray], Any]
 
 
 def _address(raw: object) -> Address:
@@ -30,52 +39,130 @@ def _address(raw: object) -> Address:
 class ClientProtocol(asyncio.Protocol):
     """The client side of the proxy until a tunnel takes it over."""
 
-    def __init__(self, handler: Handler, *, conn_id: int, max_buffer: int) -> None:
+    # Per-connection state starts as these class-level defaults: an accept assigns only what differs.
+    transport: asyncio.Transport | None = None
+    _peer: Address | None = None
+    _sockname: Address | None = None
+    eof = False
+    lost = False
+    detached = False
+    phase = "head"  # head | upstream | tunnel
+    task: asyncio.Task[None] | None = None
+    head_deadline: float | None = None  # loop time by which the first head must be complete
+    parsed: Any = None  # what head_parser returned, for the handler to take (None: nothing yet)
+    parse_error: Exception | None = None  # what head_parser raised, for the handler to answer
+    _paused = False
+    _waiter: asyncio.Future[None] | None = None
+    _drain_waiter: asyncio.Future[None] | None = None
+    _write_paused = False
+    # Set by the server before the handler runs (see ClientConn.tunnel / new_ctx).
+    tunnel_opener: Callable[[ClientProtocol, Ctx, AnswerFn], Awaitable[None]] | None = None
+    ctx_factory: Callable[[ClientProtocol, str, int], Ctx] | None = None
+    # Set by the server when the proxy has users: SOCKS5 user/password auth (RFC 1929) uses it.
+    auth_required = False
+    check_credentials: Callable[[str, str], Any] | None = None
+    over_limit = False  # set by the server: accepted beyond max_connections (answered 503)
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        conn_id: int,
+        max_buffer: int,
+        head_parser: HeadParser | None = None,
+        head_deadlines: Deadlines | None = None,
+        on_lost_early: Callable[[ClientProtocol], None] | None = None,
+        router: Callable[[ClientProtocol], Coroutine[Any, Any, None] | None] | None = None,
+    ) -> None:
         self.handler = handler
         self.conn_id = conn_id
         self.max_buffer = max_buffer
-        self.transport: asyncio.Transport | None = None
-        self.peer: Address = ("?", 0)
-        self.sockname: Address = ("?", 0)
+        # With a head parser the handler starts once the first head is in (see the module docstring),
+        # or when `head_deadlines` (the header timeout, whose callback is `start_handler`) expires.
+        self.head_parser = head_parser
+        self.head_deadlines = head_deadlines
+        self.on_lost_early = on_lost_early  # lost before the handler started: the server's cleanup
+        # Given the parsed first head, the handler for a request that needs no fault (the server's
+        # plain path), or None for the general `handler`.
+        self.router = router
         self.buffer = bytearray()
-        self.eof = False
-        self.lost = False
-        self.detached = False
-        self.phase = "head"  # head | upstream | tunnel
-        self.task: asyncio.Task[None] | None = None
-        self._paused = False
-        self._waiter: asyncio.Future[None] | None = None
-        self._drain_waiter: asyncio.Future[None] | None = None
-        self._write_paused = False
-        # Set by the server before the handler runs (see ClientConn.tunnel / new_ctx).
-        self.tunnel_opener: Callable[[ClientProtocol, Ctx, AnswerFn], Awaitable[None]] | None = None
-        self.ctx_factory: Callable[[ClientProtocol, str, int], Ctx] | None = None
-        # Set by the server when the proxy has users: SOCKS5 user/password auth (RFC 1929) uses it.
-        self.auth_required = False
-        self.check_credentials: Callable[[str, str], Any] | None = None
+
+    # The addresses are read on first use (getpeername/getsockname), not on every accept.
+    @property
+    def peer(self) -> Address:
+        if self._peer is None:
+            self._peer = _address(self.transport.get_extra_info("peername")) if self.transport else ("?", 0)
+        return self._peer
+
+    @peer.setter
+    def peer(self, value: Address) -> None:
+        self._peer = value
+
+    @property
+    def sockname(self) -> Address:
+        if self._sockname is None:
+            self._sockname = _address(self.transport.get_extra_info("sockname")) if self.transport else ("?", 0)
+        return self._sockname
+
+    @sockname.setter
+    def sockname(self, value: Address) -> None:
+        self._sockname = value
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        self.peer = _address(transport.get_extra_info("peername"))
-        self.sockname = _address(transport.get_extra_info("sockname"))
-        self.task = create_task(self.handler(self), name=f"proxy-conn-{self.conn_id}")
+        if self.head_parser is None or self.head_deadlines is None:
+            self.task = create_task(self.handler(self), name=f"proxy-conn-{self.conn_id}")
+            return
+        self.head_deadline = self.head_deadlines.set(self)
+
+    def start_handler(self) -> None:
+        """Start the handler now, running it eagerly up to its first wait (see the module docstring)."""
+        if self.task is not None:
+            return
+        if self.head_deadlines is not None:
+            self.head_deadlines.clear(self)
+        # Eager: on a complete head the handler parses, authenticates and starts connecting upstream
+        # inside this callback instead of one loop iteration later. The strong reference that
+        # `proxy_lab.tasks.create_task` keeps is `self.task` here: the server holds this connection
+        # in its `_conns` until the handler's last line.
+        coro = self.router(self) if self.router is not None and self.parsed is not None else None
+        self.task = asyncio.Task(
+            coro or self.handler(self), loop=asyncio.get_running_loop(), name=f"proxy-conn-{self.conn_id}",
+            eager_start=True,
+        )  # fmt: skip
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         if len(self.buffer) > self.max_buffer and not self._paused and self.transport is not None:
             self._paused = True
             self.transport.pause_reading()
+        if self.task is None and self.head_parser is not None:
+            try:
+                self.parsed = self.head_parser(self.buffer)
+            except Exception as exc:  # the handler answers it (400, 405, 414, 431, 505)
+                self.parse_error = exc
+            if self.parsed is not None or self.parse_error is not None:
+                self.start_handler()
+            return
         self._wake()
 
     def eof_received(self) -> bool:
         self.eof = True
+        if self.task is None and self.head_parser is not None:
+            self.start_handler()
         self._wake()
         return True  # keep the socket open to answer
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.eof = True
+        if self.task is None and self.head_parser is not None:
+            if self.head_deadlines is not None:
+                self.head_deadlines.clear(self)
+            if self.on_lost_early is not None:
+                self.on_lost_early(self)
+            return
         self._wake()
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
@@ -95,6 +182,12 @@ class ClientProtocol(asyncio.Protocol):
     # -- ClientConn ---------------------------------------------------------------------------------
     def buffered(self) -> bytes:
         return bytes(self.buffer)
+
+    def take_parsed(self) -> tuple[Any, Exception | None]:
+        """What the head parser made of the buffer before the handler started (taken once)."""
+        parsed, error = self.parsed, self.parse_error
+        self.parsed = self.parse_error = None
+        return parsed, error
 
     def consume(self, n: int) -> None:
         del self.buffer[:n]

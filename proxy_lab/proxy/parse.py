@@ -20,6 +20,15 @@ _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _VERSION = re.compile(r"^HTTP/(\d)\.(\d)$")
 # Control characters other than HTAB (parse_head has already refused NUL, CR and LF).
 _CTL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# The head almost every client sends: `CONNECT reg-name:port HTTP/1.x`, CRLF line ends, fields whose
+# names are tokens and whose values are visible ASCII. One match proves everything the general
+# path checks for such a head (`_parse_plain`); anything else takes the general path.
+_PLAIN_HEAD = re.compile(
+    rb"CONNECT ([A-Za-z0-9\-._~!$&'()*+,;=%]+):([0-9]{1,5}) (HTTP/1\.[01])\r\n"
+    rb"((?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[ \t]*(?:[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?)?[ \t]*\r\n)*)\r\n"
+)
+_FIELD = re.compile(r"([^:]+):[ \t]*(.*?)[ \t]*\r\n")  # over a block _PLAIN_HEAD matched
+_BODY_FIELD = re.compile(r"(?:^|\n)(?:content-length|transfer-encoding):", re.IGNORECASE)
 
 USAGE = "expected 'CONNECT host:port HTTP/1.1'"
 
@@ -107,6 +116,9 @@ def parse_connect(
     Returns the request and the number of bytes it took (bytes after it belong to the tunnel), or
     `None` when the head is not complete yet.
     """
+    plain = _parse_plain(buf, max_request_line, max_header_bytes)
+    if plain is not None:
+        return plain
     # RFC 9112 §2.2: "a server that is expecting to receive and parse a request-line SHOULD ignore at
     # least one empty line (CRLF) received prior to the request-line."
     skip = 0
@@ -166,3 +178,27 @@ def parse_connect(
     except ValueError as exc:  # whatever else ConnectRequest refuses is the client's error too
         raise RemoteProtocolError(f"CONNECT {target[:80]} is not acceptable") from exc
     return request, skip + head.size
+
+
+def _parse_plain(
+    buf: bytes | bytearray, max_request_line: int, max_header_bytes: int
+) -> tuple[ConnectRequest, int] | None:
+    """`parse_connect` for the common head in one regex match; None sends the head down the general
+    path (incomplete, unusual, or wrong: that path decides, and says what is wrong)."""
+    m = _PLAIN_HEAD.match(buf)
+    if m is None:
+        return None
+    size = m.end()
+    if size > max_header_bytes or buf.find(b"\n") > max_request_line:
+        return None  # the general path answers 414 / 431
+    host, port_text, version, block = m.groups()
+    port = int(port_text)
+    if not 0 < port < 65536:
+        return None
+    headers: tuple[tuple[str, str], ...] = ()
+    if block:
+        text = block.decode("ascii")
+        if _BODY_FIELD.search(text):
+            return None  # the general path checks a CONNECT's (absent) content
+        headers = tuple(_FIELD.findall(text))
+    return ConnectRequest(host.decode("ascii").lower(), port, headers, version.decode("ascii")), size

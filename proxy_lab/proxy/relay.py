@@ -11,8 +11,10 @@ from the closed side to the other side, close both connections, and then discard
 left undelivered." A FIN from one side is passed on as a half-close (write_eof) so the other
 direction keeps flowing; a reset or error on one side closes the other after its outstanding bytes.
 
-`Tunnel` is the seam for a faster relay (os.splice between the two sockets): it owns both sockets
-from `attach_*` to `done`, and nothing else in the server touches the bytes.
+`Tunnel` owns both sockets from `attach_*` to `done`, and nothing else in the server touches the
+bytes. It serves requests that some fault is in scope for; a tunnel no fault touches takes the
+leaner `proxy_lab.proxy.fastpath.PlainTunnel`, which hands bulk transfers to os.splice
+(`proxy_lab.proxy.splice`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ def set_linger_reset(transport: asyncio.BaseTransport) -> None:
 class _Side(asyncio.Protocol):
     """The protocol of one of the tunnel's two sockets."""
 
+    __slots__ = ("eof", "fast_to", "held", "held_size", "into", "lost", "name", "out", "transport", "tunnel")
+
     def __init__(self, tunnel: Tunnel, name: Literal["client", "upstream"]) -> None:
         self.tunnel = tunnel
         self.name = name
@@ -59,6 +63,7 @@ class _Side(asyncio.Protocol):
         self.held_size = 0
         self.eof = False
         self.lost = False
+        self.fast_to: Flow | None = None  # `out` once the tunnel started, when no stage inspects it
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -67,6 +72,15 @@ class _Side(asyncio.Protocol):
         self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
 
     def data_received(self, data: bytes) -> None:
+        flow = self.fast_to
+        if flow is not None:  # the plain path: count and write, nothing else per chunk
+            n = len(data)
+            flow.bytes += n
+            flow.counter(n)
+            transport = flow.dst.transport
+            if transport is not None and not transport.is_closing():
+                transport.write(data)
+            return
         if self.held is not None:
             self.held.append(data)
             self.held_size += len(data)
@@ -99,6 +113,27 @@ class _Side(asyncio.Protocol):
 class Flow:
     """One direction of a tunnel: from `src`'s reads to `dst`'s writes, through the stages."""
 
+    __slots__ = (
+        "bytes",
+        "counter",
+        "direction",
+        "done",
+        "dst",
+        "dst_full",
+        "end",
+        "fast",
+        "queue",
+        "queue_full",
+        "queued",
+        "reading_paused",
+        "src",
+        "tails",
+        "task",
+        "transforms",
+        "tunnel",
+        "wake",
+    )  # fmt: skip
+
     def __init__(
         self, tunnel: Tunnel, direction: Direction, src: _Side, dst: _Side, stages: list[Stage]
     ) -> None:
@@ -106,22 +141,23 @@ class Flow:
         self.direction = direction
         self.src = src
         self.dst = dst
-        self.transforms: list[Callable[[bytes], Awaitable[bytes]]] = [
-            t for s in stages if (t := s.transform(direction)) is not None
-        ]
-        self.tails = [s for s in stages if s.inspects(direction)]
+        self.transforms: list[Callable[[bytes], Awaitable[bytes]]] = (
+            [t for s in stages if (t := s.transform(direction)) is not None] if stages else []
+        )
+        self.tails = [s for s in stages if s.inspects(direction)] if stages else []
         self.fast = not self.tails
         self.bytes = 0
         self.done = False
         self.end: str | None = None
-        self.queue: deque[bytes] = deque()
         self.queued = 0
         self.dst_full = False
         self.queue_full = False
         self.reading_paused = False
-        self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
-        self._count = tunnel.stats.count_up if direction == "client_to_upstream" else tunnel.stats.count_down
+        self.counter = tunnel.stats.count_up if direction == "client_to_upstream" else tunnel.stats.count_down
+        # The queue and its wake-up exist only where a stage inspects this direction.
+        self.queue: deque[bytes] | None = None if self.fast else deque()
+        self.wake: asyncio.Event | None = None if self.fast else asyncio.Event()
 
     def start(self) -> None:
         if not self.fast:
@@ -132,7 +168,7 @@ class Flow:
     def feed(self, data: bytes) -> None:
         n = len(data)
         self.bytes += n
-        self._count(n)
+        self.counter(n)
         if self.fast:
             transport = self.dst.transport
             if transport is not None and not transport.is_closing():
@@ -140,6 +176,7 @@ class Flow:
             return
         if self.done or self.end is not None:
             return
+        assert self.queue is not None and self.wake is not None
         self.queue.append(data)
         self.queued += n
         if self.queued > HIGH_WATER and not self.queue_full:
@@ -154,13 +191,15 @@ class Flow:
         if self.fast:
             self._end(how)
         else:
+            assert self.wake is not None
             self.end = how
             self.wake.set()
 
     def abandon(self) -> None:
         """`dst` is gone: drop whatever is left undelivered."""
         self.done = True
-        self.queue.clear()
+        if self.queue is not None:
+            self.queue.clear()
         if self.task is not None and self.task is not asyncio.current_task():
             self.task.cancel()
 
@@ -188,7 +227,10 @@ class Flow:
         self.done = True
         transport = self.dst.transport
         if transport is not None and not transport.is_closing():
-            if how == "eof" and transport.can_write_eof():
+            # When the other direction has ended too, the close below sends the FIN (after the
+            # buffered bytes): a shutdown() first would be a syscall for nothing.
+            other = self.tunnel.down if self is self.tunnel.up else self.tunnel.up
+            if how == "eof" and not other.done and transport.can_write_eof():
                 try:
                     transport.write_eof()
                 except (OSError, RuntimeError):
@@ -198,6 +240,7 @@ class Flow:
         self.tunnel._flow_done()
 
     async def _pump(self) -> None:
+        assert self.queue is not None and self.wake is not None
         try:
             while True:
                 if not self.queue:
@@ -231,6 +274,8 @@ class Flow:
 
 class Tunnel:
     """Both sockets of one established tunnel; implements the `TunnelControl` that stages use."""
+
+    __slots__ = ("_tasks", "client", "ctx", "done", "down", "stages", "stats", "up", "upstream", "why_closed")
 
     def __init__(self, ctx: Ctx, stats: ProxyStats, stages: list[Stage]) -> None:
         self.ctx = ctx
@@ -313,6 +358,8 @@ class Tunnel:
         for side in (self.client, self.upstream):
             held, side.held = side.held or [], None
             assert side.out is not None
+            if side.out.fast:
+                side.fast_to = side.out
             for chunk in held:
                 side.out.feed(chunk)
             if side.transport is not None and not side.transport.is_closing() and not side.eof:

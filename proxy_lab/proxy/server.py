@@ -6,8 +6,16 @@ Basic auth + on_auth (407, keep-alive retry) -> on_connect -> resolve (503 ERR_D
 loop check (403) -> connect (503 ERR_CONNECT_FAIL 111 / 504 on timeout) -> established_response
 (`HTTP/1.1 200 Connection established`) -> relay with the faults' stages until both sides close.
 
+A request that no fault, refusal or slow resolver concerns takes the plain path instead
+(`proxy_lab.proxy.fastpath`, chosen by `_plain_route` from the parsed head): the same steps and
+answers with a fraction of the Python per setup, and bulk tunnels relayed by splice(2)
+(`proxy_lab.proxy.splice`). `run_proxy` (the CLI) serves from one process per core when no fault is
+configured (`proxy_lab.proxy.workers`).
+
 Every refusal is one log line naming client, target, status and reason, in `LabProxy.log` and on
-the `proxy_lab.proxy` logger. Credentials never reach either.
+the `proxy_lab.proxy` logger at INFO; tunnels opening and closing are records in `LabProxy.log` and
+DEBUG lines (two INFO lines per tunnel on stderr cost more than the rest of a setup). Credentials
+never reach either.
 """
 
 from __future__ import annotations
@@ -16,32 +24,38 @@ import asyncio
 import contextlib
 import dataclasses
 import errno as errno_mod
+import functools
 import ipaddress
 import itertools
 import logging
 import os
 import signal
 import socket
+import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn, cast, get_args
 
 from proxy_lab.errors import ConfigError, RemoteProtocolError
 from proxy_lab.proxy.auth import BasicAuth
 from proxy_lab.proxy.conn import ClientProtocol
+from proxy_lab.proxy.deadlines import Deadlines, Timeouts
 from proxy_lab.proxy.events import ConnectRequest, Refusal
+from proxy_lab.proxy.fastpath import PlainTunnel, serve_plain
 from proxy_lab.proxy.faults.base import AnswerFn, Ctx, Fault, OpenNext, Refuse, ResolveNext, Stage
 from proxy_lab.proxy.parse import parse_connect
 from proxy_lab.proxy.records import Event, ProxyLogRecord, ProxyStats
 from proxy_lab.proxy.relay import Tunnel
 from proxy_lab.proxy.responses import lab_error, squid_connect_fail, squid_dns_fail
-from proxy_lab.resolver import Address, ResolveError, Resolver
+from proxy_lab.resolver import Address, MapResolver, ResolveError, Resolver, SystemResolver
 
 logger = logging.getLogger("proxy_lab.proxy")
 
 ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
 MAX_ADDRESSES = 16  # upstream addresses tried per request
+_MEMO_HEADS = 512  # request heads remembered by _parse_head
+_MEMO_HEAD_BYTES = 1024  # longer heads are parsed every time
 _Hook = Literal["on_auth", "on_connect", "resolve", "open_upstream", "established_response", "stream"]
 
 
@@ -63,6 +77,10 @@ class ProxyConfig:
     max_connections: int = 4096  # open client connections; beyond -> 503
     max_requests_per_connection: int = 100  # bounds the 407 retry loop on one connection
     allow_open: bool = False  # a non-loopback listen address without users refuses to start unless True
+    # Processes serving the listening socket under `run_proxy` (the CLI; embedded proxies are one
+    # asyncio server). 0 = automatic: one per CPU core, at most 4, when no fault is configured (a
+    # fault may keep state across connections), else 1.
+    workers: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.listen, list):  # from TOML or JSON
@@ -78,6 +96,8 @@ class ProxyConfig:
                 )
         if any(ord(c) < 0x20 or c == "\x7f" for c in self.realm):
             raise ConfigError(f"proxy realm {self.realm!r}: control characters are not allowed")
+        if not isinstance(self.workers, int) or self.workers < 0:
+            raise ConfigError(f"proxy workers: {self.workers!r}: expected 0 (automatic) or a number of processes")
         for key in ("max_request_line", "max_header_bytes", "max_connections", "max_requests_per_connection"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"proxy {key}: {getattr(self, key)!r}: expected a positive number")
@@ -111,9 +131,10 @@ def _is_loopback(host: str) -> bool:
 class LabProxy:
     """An asyncio HTTP CONNECT proxy with Basic auth and faults. Use `async with LabProxy(...)`."""
 
-    def __init__(self, config: ProxyConfig, resolver: Resolver) -> None:
+    def __init__(self, config: ProxyConfig, resolver: Resolver, *, listen_socket: socket.socket | None = None) -> None:
         self.config = config
         self.resolver = resolver
+        self._listen_socket = listen_socket  # already bound and listening (run_proxy's workers share one)
         self.auth = BasicAuth(
             config.users,
             config.realm,
@@ -122,38 +143,77 @@ class LabProxy:
             close_after_407=config.close_after_407,
         )
         self.stats = ProxyStats()
-        self.log: deque[ProxyLogRecord] = deque(maxlen=2000)  # recent records, oldest first
+        self._log: deque[ProxyLogRecord | _PlainEntry] = deque(maxlen=2000)  # see `log`
+        self._log_lazy = False  # _log may hold _PlainEntry items
         self._server: asyncio.Server | None = None
         self._address: Address | None = None
         self._conns: set[ClientProtocol] = set()
-        self._tunnels: set[Tunnel] = set()
+        self._tunnels: set[Tunnel | PlainTunnel] = set()
         self._ids = itertools.count(1)
         self._client_hooks = [f for f in config.faults if f.overrides("handle_client")]
+        # The faults that override each hook, found once: with none, a hook costs one dict lookup.
+        self._hooked: dict[str, list[Fault]] = {
+            hook: [f for f in config.faults if f.overrides(hook)] for hook in get_args(_Hook)
+        }
+        # Exactly these classes: a subclass may resolve differently, and goes through resolve().
+        self._system_resolver = type(resolver) is SystemResolver
+        self._max_buffer = config.max_request_line + config.max_header_bytes + 65536
+        self._heads: dict[bytes, tuple[ConnectRequest, int]] = {}  # see _parse_head
+        # Without a handle_client fault the connection parses its first head itself and starts the
+        # handler only once the head is in (ClientProtocol's docstring says why).
+        self._head_parser = None if self._client_hooks else self._parse_head
+        # The header and connect timeouts: fixed lengths, so each kind shares one timer handle.
+        self._head_deadlines = Deadlines(config.header_timeout_s, ClientProtocol.start_handler)
+        self._connect_timeouts = Timeouts(config.connect_timeout_s)
+        # The plain path (fastpath.py) needs the head parsed by the connection, and knows how to
+        # resolve without waiting only with these resolvers.
+        self._plain_possible = self._head_parser is not None and type(resolver) in (SystemResolver, MapResolver)
+        self._request_hooks = [
+            hook for hook in ("on_auth", "on_connect", "resolve", "open_upstream", "established_response", "stream")
+            if self._hooked[hook]
+        ]  # fmt: skip
+        self._own_ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
         self.config.check_exposure()
         loop = asyncio.get_running_loop()
         host, port = self.config.listen
-        max_buffer = self.config.max_request_line + self.config.max_header_bytes + 65536
-
-        def accept() -> ClientProtocol:
-            conn = ClientProtocol(self._serve, conn_id=next(self._ids), max_buffer=max_buffer)
-            self._conns.add(conn)  # known to stop() even before its handler first runs
-            return conn
-
-        self._server = await loop.create_server(
-            accept,
-            host,
-            port,
-            reuse_address=True,
-            backlog=1024,
-        )
+        if self._listen_socket is not None:
+            self._server = await loop.create_server(self._accept, sock=self._listen_socket, backlog=1024)
+        else:
+            self._server = await loop.create_server(self._accept, host, port, reuse_address=True, backlog=1024)
         sock = self._server.sockets[0]
         self._address = _address_of(sock.getsockname())
+        with contextlib.suppress(ValueError):
+            self._own_ip = ipaddress.ip_address(self._address[0])
         self._record("listening", f"lab proxy listening on {self.url} ({self._describe()})")
         for fault in self.config.faults:  # faults with an engine of their own (tls_inspect) start here
             await fault.start()
+
+    def _accept(self) -> ClientProtocol:
+        """The protocol for one accepted connection (create_server's factory)."""
+        conn = ClientProtocol(
+            self._serve,
+            conn_id=next(self._ids),
+            max_buffer=self._max_buffer,
+            head_parser=self._head_parser,
+            head_deadlines=self._head_deadlines,
+            on_lost_early=self._lost_early,
+            router=self._plain_route if self._plain_possible else None,
+        )
+        conns = self._conns
+        conns.add(conn)  # known to stop() even before its handler first runs
+        stats = self.stats
+        stats.connections += 1
+        stats.connections_open += 1
+        conn.over_limit = len(conns) > self.config.max_connections
+        conn.tunnel_opener = self._tunnel
+        conn.ctx_factory = self._new_ctx
+        if self.auth.enabled:
+            conn.auth_required = True
+            conn.check_credentials = self.auth.check
+        return conn
 
     @property
     def address(self) -> Address:
@@ -175,7 +235,8 @@ class LabProxy:
         for conn in list(self._conns):
             if conn.phase == "head":
                 conn.abort()  # idle or mid-head: nothing to preserve
-        tasks = {c.task for c in self._conns if c.task is not None and not c.task.done()}
+        tasks: set[asyncio.Future[None]] = {c.task for c in self._conns if c.task is not None and not c.task.done()}
+        tasks |= {t.wait_closed() for t in self._tunnels if isinstance(t, PlainTunnel)}
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace_s)
             if pending:
@@ -190,6 +251,8 @@ class LabProxy:
                     await asyncio.wait(pending, timeout=1.0)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(server.wait_closed(), 1.0)
+        self._head_deadlines.close()
+        self._connect_timeouts.close()
         for fault in self.config.faults:
             await fault.stop()
         self._record("stopped", f"lab proxy {self.url} stopped")
@@ -207,6 +270,21 @@ class LabProxy:
         return f"{auth}; {faults}"
 
     # -- logging ------------------------------------------------------------------------------------
+    @property
+    def log(self) -> deque[ProxyLogRecord]:
+        """Recent records, oldest first (at most 2000).
+
+        A plain tunnel's two records are kept as bare tuples until someone reads them: formatting
+        two messages and building two records per tunnel would cost a tenth of a setup.
+        """
+        log = self._log
+        if self._log_lazy:
+            self._log_lazy = False
+            for i, entry in enumerate(log):
+                if type(entry) is tuple:
+                    log[i] = _plain_record(entry)
+        return cast(deque[ProxyLogRecord], log)
+
     def _record(
         self,
         event: Event,
@@ -218,33 +296,152 @@ class LabProxy:
         reason: str = "",
         level: int = logging.INFO,
     ) -> None:
-        self.log.append(ProxyLogRecord(event, message, client, target, status, reason))
-        logger.log(level, "%s", message)
+        self._log.append(ProxyLogRecord.now(event, message, client, target, status, reason))
+        if logger.isEnabledFor(level):
+            logger.log(level, "%s", message)
 
     # -- one connection -----------------------------------------------------------------------------
     def _new_ctx(self, conn: ClientProtocol, host: str, port: int) -> Ctx:
         return Ctx(client=conn.peer, proxy=self.address, host=host, port=port, conn_id=conn.conn_id)
 
     def _faults(self, ctx: Ctx, hook: _Hook) -> list[Fault]:
-        return [f for f in self.config.faults if f.overrides(hook) and f.applies(ctx.host, ctx.port)]
+        return self._faults_for(ctx.host, ctx.port, hook)
 
+    def _faults_for(self, host: str, port: int, hook: str) -> list[Fault]:
+        """The faults in scope for (host, port) that override `hook`, in configured order."""
+        hooked = self._hooked[hook]
+        if not hooked:
+            return hooked
+        return [f for f in hooked if f.applies(host, port)]
+
+    def _parse_head(self, buf: bytearray) -> tuple[ConnectRequest, int] | None:
+        """parse_connect with this proxy's limits, remembered for heads seen before.
+
+        A client sends the same head byte for byte each time it opens a tunnel to the same target
+        (same host, same User-Agent, same credentials), and parse_connect is a pure function of
+        the bytes, so a buffer that is exactly one complete head maps to the same (immutable)
+        request; the table is small and starts over when full. Errors and partial heads are never
+        remembered.
+        """
+        if len(buf) > _MEMO_HEAD_BYTES:
+            return parse_connect(
+                buf, max_request_line=self.config.max_request_line, max_header_bytes=self.config.max_header_bytes
+            )
+        key = bytes(buf)
+        parsed = self._heads.get(key)
+        if parsed is None:
+            parsed = parse_connect(
+                key, max_request_line=self.config.max_request_line, max_header_bytes=self.config.max_header_bytes
+            )
+            if parsed is not None and parsed[1] == len(key):
+                if len(self._heads) >= _MEMO_HEADS:
+                    self._heads.clear()
+                self._heads[key] = parsed
+        return parsed
+
+    def _lost_early(self, conn: ClientProtocol) -> None:
+        """A connection lost before its handler started (reset, or stop() while it sent nothing)."""
+        if conn.buffer.strip():
+            client = _client_of(conn)
+            self._record(
+                "client_error",
+                f"client {client} closed after sending an incomplete request head ({len(conn.buffer)} bytes)",
+                client=client,
+            )
+        conn.buffer.clear()
+        self._conns.discard(conn)
+        self.stats.connections_open -= 1
+
+    # -- the plain path (fastpath.py) ---------------------------------------------------------------
+    def _plain_route(self, conn: ClientProtocol) -> Coroutine[Any, Any, None] | None:
+        """`serve_plain` for a first request that no fault, refusal or slow resolver concerns; else None.
+
+        Decided from the parsed head alone, without side effects: None leaves everything to `_serve`,
+        which then decides (and answers) as it always does.
+        """
+        request, size = conn.parsed
+        if conn.over_limit:
+            return None
+        user: str | None = None
+        if self.auth.enabled:
+            result = self.auth.verify(request.get("Proxy-Authorization"))
+            if not result.ok:
+                return None
+            user = result.user
+        host, port = request.host, request.port
+        for hook in self._request_hooks:
+            if self._faults_for(host, port, hook):
+                return None
+        if self._system_resolver:
+            if not _is_canonical_ip(host):
+                return None
+            address = (host, port)
+        else:
+            try:
+                address = cast(MapResolver, self.resolver).lookup(host, port)
+            except ResolveError:
+                return None
+        if self._is_self(address):
+            return None
+        conn.parsed = None
+        conn.consume(size)
+        conn.phase = "upstream"
+        self.stats.requests += 1
+        return serve_plain(self, conn, request, user, address)
+
+    def _plain_opened(self, tunnel: PlainTunnel) -> None:
+        self._tunnels.add(tunnel)
+        stats = self.stats
+        stats.tunnels += 1
+        stats.tunnels_open += 1
+        tunnel.peer = tunnel.conn.peer
+        self._plain_record(tunnel, "tunnel_open")
+
+    def _plain_closed(self, tunnel: PlainTunnel) -> None:
+        self._tunnels.discard(tunnel)
+        self.stats.tunnels_open -= 1
+        self._plain_record(tunnel, "tunnel_closed")
+        self._conn_done(tunnel.conn)
+
+    def _plain_record(self, tunnel: PlainTunnel, event: Event) -> None:
+        """The record `_tunnel` makes for the same event, kept as a tuple until `log` is read."""
+        entry: _PlainEntry = (
+            time.time(), event, tunnel.request, tunnel.peer, tunnel.user,
+            tunnel.bytes_client_to_upstream, tunnel.bytes_upstream_to_client, tunnel.why_closed,
+        )  # fmt: skip
+        self._log.append(entry)
+        self._log_lazy = True
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s", _plain_record(entry).message)
+
+    def _conn_done(self, conn: ClientProtocol) -> None:
+        """A client connection's handling ended (the end of `_serve`)."""
+        self._conns.discard(conn)
+        self.stats.connections_open -= 1
+        if not conn.detached and conn.transport is not None and not conn.transport.is_closing():
+            conn.transport.close()
+
+    def _handler_failed(self, conn: ClientProtocol) -> None:
+        logger.exception("lab proxy: connection from %s failed", _client_of(conn))
+        conn.abort()
+
+    # -- the general path ---------------------------------------------------------------------------
     async def _serve(self, conn: ClientProtocol) -> None:
-        self.stats.connections += 1
-        self.stats.connections_open += 1
-        over_limit = len(self._conns) > self.config.max_connections
-        conn.tunnel_opener = self._tunnel
-        conn.ctx_factory = self._new_ctx
-        conn.auth_required = self.auth.enabled
-        conn.check_credentials = self.auth.check if self.auth.enabled else None
-        client = f"{conn.peer[0]}:{conn.peer[1]}"
+        over_limit = conn.over_limit
         try:
             for fault in self._client_hooks:
                 if await fault.handle_client(conn):
                     return
             for n in range(self.config.max_requests_per_connection):
-                request = await self._read_request(conn, client, first=n == 0)
-                if request is None:
-                    return
+                if n == 0 and conn.parsed is not None:  # parsed by the connection before this started
+                    request, size = conn.parsed
+                    conn.parsed = None
+                    conn.consume(size)
+                    conn.phase = "upstream"
+                else:
+                    request = await self._read_request(conn, first=n == 0)
+                    if request is None:
+                        return
                 self.stats.requests += 1
                 ctx = self._new_ctx(conn, request.host, request.port)
                 ctx.request = request
@@ -264,30 +461,29 @@ class LabProxy:
                     if answer.action == "respond" and answer.keep_alive:
                         continue  # RFC 9110 §11.7.1: the client MAY repeat the request
                     return
-                await self._tunnel(conn, ctx, _http_answer(self, ctx))
+                await self._tunnel(conn, ctx, self._answer_for(ctx))
                 return
             await conn.close()
         except Exception:
-            logger.exception("lab proxy: connection from %s failed", client)
-            conn.abort()
+            self._handler_failed(conn)
         finally:
-            self._conns.discard(conn)
-            self.stats.connections_open -= 1
-            if not conn.detached and conn.transport is not None and not conn.transport.is_closing():
-                conn.transport.close()
+            self._conn_done(conn)
 
-    async def _read_request(self, conn: ClientProtocol, client: str, *, first: bool) -> ConnectRequest | None:
+    async def _read_request(self, conn: ClientProtocol, *, first: bool) -> ConnectRequest | None:
         """The next CONNECT head, or None when the client left (after answering any error)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.header_timeout_s
+        if first and conn.head_deadline is not None:
+            deadline = conn.head_deadline  # counted from the accept (the handler may start later)
+        else:
+            deadline = loop.time() + self.config.header_timeout_s
         conn.phase = "head"
         while True:
             try:
-                parsed = parse_connect(
-                    conn.buffer,
-                    max_request_line=self.config.max_request_line,
-                    max_header_bytes=self.config.max_header_bytes,
-                )
+                parsed, error = conn.take_parsed()  # what the connection parsed before the handler ran
+                if error is not None:
+                    raise error
+                if parsed is None:
+                    parsed = self._parse_head(conn.buffer)
             except RemoteProtocolError as exc:
                 status = exc.error_status_hint
                 headers: tuple[tuple[str, str], ...] = (("Allow", "CONNECT"),) if status == 405 else ()
@@ -316,6 +512,7 @@ class LabProxy:
                 return None
             if not more:
                 if conn.buffer.strip():
+                    client = _client_of(conn)
                     self._record(
                         "client_error",
                         f"client {client} closed after sending an incomplete request head ({len(conn.buffer)} bytes)",
@@ -346,7 +543,7 @@ class LabProxy:
         *,
         target: str = "",
     ) -> None:
-        client = f"{conn.peer[0]}:{conn.peer[1]}"
+        client = _client_of(conn)
         target = ctx.authority if ctx is not None else target
         status = refusal.status if refusal.action == "respond" else 0
         self.stats.refusals[status] += 1
@@ -374,36 +571,30 @@ class LabProxy:
 
     # -- upstream -----------------------------------------------------------------------------------
     async def _tunnel(self, conn: ClientProtocol, ctx: Ctx, answer: AnswerFn) -> None:
-        """on_connect, resolve, connect, announce, relay (ClientConn.tunnel for handle_client faults)."""
+        """on_connect, resolve, connect, announce, relay (ClientConn.tunnel for handle_client faults).
+
+        When no resolve or open_upstream fault is in scope, the upstream is connected straight into
+        the tunnel's transport (`create_connection` to the resolved address), which saves the
+        socket hand-over that a fault's `open_upstream` needs; the steps and answers are the same.
+        """
         conn.phase = "upstream"
         for fault in self._faults(ctx, "on_connect"):
             refusal = await fault.on_connect(ctx)
             if refusal is not None:
                 await self._refuse(conn, ctx, refusal, answer)
                 return
-        try:
-            sock = await self._open_chain(ctx)(ctx.host, ctx.port)
-        except Refuse as exc:
-            await self._refuse(conn, ctx, exc.refusal, answer)
-            return
-        if conn.lost:
-            sock.close()
-            return
-        stages: list[Stage] = []
-        for fault in self._faults(ctx, "stream"):
-            stage = fault.stream(ctx)
-            if stage is not None:
-                stages.append(stage)
-        tunnel = Tunnel(ctx, self.stats, stages)
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.create_connection(lambda: tunnel.upstream, sock=sock)
-        except OSError as exc:
-            sock.close()
-            refusal = lab_error(
-                502, f"upstream {ctx.authority} failed: {exc}", why=f"upstream socket failed: {exc!r}"
-            )
-            await self._refuse(conn, ctx, refusal, answer)
+        if self._faults(ctx, "resolve") or self._faults(ctx, "open_upstream"):
+            tunnel = await self._open_via_hooks(conn, ctx, answer)
+        else:
+            tunnel = Tunnel(ctx, self.stats, self._stages(ctx))
+            try:
+                addresses = await self._resolve(ctx, ctx.host, ctx.port)
+                self._check_loop(ctx, addresses)
+                await self._connect_any(ctx, addresses[:MAX_ADDRESSES], tunnel.upstream)
+            except Refuse as exc:
+                await self._refuse(conn, ctx, exc.refusal, answer)
+                return
+        if tunnel is None:
             return
         if conn.lost or conn.transport is None:
             tunnel.abort()
@@ -415,12 +606,15 @@ class LabProxy:
         self.stats.tunnels += 1
         self.stats.tunnels_open += 1
         client = f"{ctx.client[0]}:{ctx.client[1]}"
+        # Tunnels are logged at DEBUG (refusals at INFO): two lines per tunnel on stderr would cost
+        # more than the rest of a setup. LabProxy.log keeps both records either way.
         self._record(
             "tunnel_open",
             f"tunnel {ctx.authority} for {client} open" + (f" (user {ctx.user!r})" if ctx.user else ""),
             client=client,
             target=ctx.authority,
             status=200,
+            level=logging.DEBUG,
         )
         tunnel.start()
         try:
@@ -436,7 +630,43 @@ class LabProxy:
                 client=client,
                 target=ctx.authority,
                 reason=tunnel.why_closed,
+                level=logging.DEBUG,
             )
+
+    async def _open_via_hooks(self, conn: ClientProtocol, ctx: Ctx, answer: AnswerFn) -> Tunnel | None:
+        """The upstream socket from the resolve/open_upstream chain, wrapped in a Tunnel (None: answered)."""
+        try:
+            sock = await self._open_chain(ctx)(ctx.host, ctx.port)
+        except Refuse as exc:
+            await self._refuse(conn, ctx, exc.refusal, answer)
+            return None
+        if conn.lost:
+            sock.close()
+            return None
+        tunnel = Tunnel(ctx, self.stats, self._stages(ctx))
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.create_connection(lambda: tunnel.upstream, sock=sock)
+        except OSError as exc:
+            sock.close()
+            refusal = lab_error(
+                502, f"upstream {ctx.authority} failed: {exc}", why=f"upstream socket failed: {exc!r}"
+            )
+            await self._refuse(conn, ctx, refusal, answer)
+            return None
+        return tunnel
+
+    def _stages(self, ctx: Ctx) -> list[Stage]:
+        stages: list[Stage] = []
+        for fault in self._faults(ctx, "stream"):
+            stage = fault.stream(ctx)
+            if stage is not None:
+                stages.append(stage)
+        return stages
+
+    def _answer_for(self, ctx: Ctx) -> AnswerFn:
+        """How an HTTP client is answered: the refusal's bytes, or the `established_response` chain."""
+        return _http_answer(self, ctx) if self._hooked["established_response"] else _plain_answer
 
     def _established(self, ctx: Ctx) -> bytes:
         head = ESTABLISHED
@@ -445,7 +675,7 @@ class LabProxy:
         return head
 
     def _open_chain(self, ctx: Ctx) -> OpenNext:
-        resolve: ResolveNext = self._base_resolve(ctx)
+        resolve: ResolveNext = functools.partial(self._resolve, ctx)
         for fault in reversed(self._faults(ctx, "resolve")):
             resolve = _wrap_resolve(fault, ctx, resolve)
         opener: OpenNext = self._base_open(ctx, resolve)
@@ -453,44 +683,65 @@ class LabProxy:
             opener = _wrap_open(fault, ctx, opener)
         return opener
 
-    def _base_resolve(self, ctx: Ctx) -> ResolveNext:
-        async def resolve(host: str, port: int) -> list[Address]:
-            try:
-                addresses = await self.resolver.resolve(host, port)
-            except ResolveError as exc:
-                raise Refuse(
-                    squid_dns_fail(ctx.authority, host, exc.reason, why=f"DNS: {exc}", server="proxy-lab")
-                ) from exc
-            if not addresses:
-                raise Refuse(squid_dns_fail(ctx.authority, host, "no addresses", server="proxy-lab"))
-            return addresses
-
-        return resolve
+    async def _resolve(self, ctx: Ctx, host: str, port: int) -> list[Address]:
+        """The resolver's addresses for (host, port); Refuse (503 ERR_DNS_FAIL) when there are none."""
+        if self._system_resolver and _is_canonical_ip(host):
+            return [(host, port)]  # what getaddrinfo answers for an IP literal, without a thread hop
+        try:
+            addresses = await self.resolver.resolve(host, port)
+        except ResolveError as exc:
+            raise Refuse(
+                squid_dns_fail(ctx.authority, host, exc.reason, why=f"DNS: {exc}", server="proxy-lab")
+            ) from exc
+        if not addresses:
+            raise Refuse(squid_dns_fail(ctx.authority, host, "no addresses", server="proxy-lab"))
+        return addresses
 
     def _base_open(self, ctx: Ctx, resolve: ResolveNext) -> OpenNext:
         async def open_upstream(host: str, port: int) -> socket.socket:
             addresses = await resolve(host, port)
-            for address in addresses:
-                if self._is_self(address):
-                    why = f"loop: {ctx.authority} resolves to {address[0]}:{address[1]}, the proxy's own listening address"
-                    raise Refuse(lab_error(403, f"Request refused: forwarding loop. {why}", why=why))
-            return await self._connect_any(ctx, addresses[:MAX_ADDRESSES])
+            self._check_loop(ctx, addresses)
+            return await self._connect_any_socket(ctx, addresses[:MAX_ADDRESSES])
 
         return open_upstream
 
+    def _check_loop(self, ctx: Ctx, addresses: list[Address]) -> None:
+        for address in addresses:
+            if self._is_self(address):
+                why = f"loop: {ctx.authority} resolves to {address[0]}:{address[1]}, the proxy's own listening address"
+                raise Refuse(lab_error(403, f"Request refused: forwarding loop. {why}", why=why))
+
     def _is_self(self, address: Address) -> bool:
-        own_host, own_port = self.address
-        if address[1] != own_port:
+        own_port = self.address[1]
+        if address[1] != own_port or self._own_ip is None:
             return False
         try:
             ip = ipaddress.ip_address(address[0])
-            own = ipaddress.ip_address(own_host)
         except ValueError:
             return False
+        own = self._own_ip
         return ip == own or (own.is_unspecified and (ip.is_loopback or ip.is_unspecified))
 
-    async def _connect_any(self, ctx: Ctx, addresses: list[Address]) -> socket.socket:
-        """Connect to each address in turn, each bounded by connect_timeout_s (as OkHttp and old Squid do)."""
+    async def _connect_any(self, ctx: Ctx, addresses: list[Address], protocol: asyncio.Protocol) -> None:
+        """Connect `protocol` to each address in turn, each bounded by connect_timeout_s (as OkHttp and
+        old Squid do); Refuse (503 ERR_CONNECT_FAIL, or 504 on a timeout) when none answers."""
+        loop = asyncio.get_running_loop()
+        timeout = self.config.connect_timeout_s
+        failure: tuple[str, int, str, bool] = ("", 0, "no address", False)
+        for host, port in addresses:
+            try:
+                await self._connect_timeouts.within(loop.create_connection(lambda: protocol, host, port))
+            except TimeoutError:
+                failure = (_shown(host, port), errno_mod.ETIMEDOUT, f"Connection timed out after {timeout:g} s", True)
+            except OSError as exc:
+                code = exc.errno or 0
+                failure = (_shown(host, port), code, exc.strerror or (os.strerror(code) if code > 0 else str(exc)), False)
+            else:
+                return
+        self._connect_failed(ctx, failure)
+
+    async def _connect_any_socket(self, ctx: Ctx, addresses: list[Address]) -> socket.socket:
+        """As `_connect_any`, for the open_upstream chain: a connected non-blocking socket."""
         loop = asyncio.get_running_loop()
         timeout = self.config.connect_timeout_s
         failure: tuple[str, int, str, bool] = ("", 0, "no address", False)
@@ -498,27 +749,69 @@ class LabProxy:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_STREAM)
             sock.setblocking(False)
-            shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             try:
                 await asyncio.wait_for(loop.sock_connect(sock, (host, port)), timeout)
             except TimeoutError:
                 sock.close()
-                failure = (shown, errno_mod.ETIMEDOUT, f"Connection timed out after {timeout:g} s", True)
+                failure = (_shown(host, port), errno_mod.ETIMEDOUT, f"Connection timed out after {timeout:g} s", True)
             except OSError as exc:
                 sock.close()
                 code = exc.errno or 0
-                failure = (shown, code, os.strerror(code) if code else str(exc), False)
+                failure = (_shown(host, port), code, exc.strerror or (os.strerror(code) if code > 0 else str(exc)), False)
             except BaseException:
                 sock.close()
                 raise
             else:
                 return sock
+        self._connect_failed(ctx, failure)
+
+    def _connect_failed(self, ctx: Ctx, failure: tuple[str, int, str, bool]) -> NoReturn:
         shown, code, message, timed_out = failure
         raise Refuse(
             squid_connect_fail(
                 ctx.authority, shown, errno=code, message=message, timeout=timed_out, server="proxy-lab"
             )
         )
+
+
+def _shown(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _client_of(conn: ClientProtocol) -> str:
+    peer = conn.peer
+    return f"{peer[0]}:{peer[1]}"
+
+
+# A plain tunnel's log record before it is made: (time, event, request, client address, user,
+# bytes up, bytes down, why closed).
+_PlainEntry = tuple[float, Event, ConnectRequest, Address, str | None, int, int, str]
+
+
+def _plain_record(entry: _PlainEntry) -> ProxyLogRecord:
+    """The record `_tunnel` writes for a tunnel_open or tunnel_closed event, word for word."""
+    at, event, request, peer, user, up, down, why = entry
+    authority, client = request.authority, f"{peer[0]}:{peer[1]}"
+    if event == "tunnel_open":
+        message = f"tunnel {authority} for {client} open" + (f" (user {user!r})" if user else "")
+        return ProxyLogRecord(event, message, client, authority, 200, "", at)
+    message = f"tunnel {authority} for {client} closed: {up} B up, {down} B down" + (f" ({why})" if why else "")
+    return ProxyLogRecord(event, message, client, authority, None, why, at)
+
+
+def _plain_answer(refusal: Refusal | None) -> bytes:
+    return refusal.to_bytes() if refusal is not None else ESTABLISHED
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_canonical_ip(host: str) -> bool:
+    """True when `host` is an IP address written as getaddrinfo would give it back (so resolving it
+    would return it unchanged): `127.0.0.1`, `::1`; not `127.1` or `0::1`, which go to the resolver."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.inet_ntop(family, socket.inet_pton(family, host)) == host
+    except (OSError, ValueError):
+        return False
 
 
 def _persistent(request: ConnectRequest) -> bool:
@@ -576,10 +869,14 @@ def _target_hint(buf: bytes | bytearray) -> str:
 
 
 async def serve_forever(
-    config: ProxyConfig, resolver: Resolver, stop_event: asyncio.Event | None = None
+    config: ProxyConfig,
+    resolver: Resolver,
+    stop_event: asyncio.Event | None = None,
+    *,
+    listen_socket: socket.socket | None = None,
 ) -> int:
     """Run the proxy until `stop_event` is set or SIGINT/SIGTERM arrives; 0 on a clean stop, 2 when it cannot start."""
-    proxy = LabProxy(config, resolver)
+    proxy = LabProxy(config, resolver, listen_socket=listen_socket)
     try:
         await proxy.start()
     except (OSError, ConfigError) as exc:
@@ -602,7 +899,34 @@ async def serve_forever(
 
 
 def run_proxy(config: ProxyConfig, resolver: Resolver, stop_event: asyncio.Event | None = None) -> int:
-    """`serve_forever` on a fresh event loop, uvloop when it is installed (for the CLI only)."""
+    """`serve_forever` on a fresh event loop, uvloop when it is installed (for the CLI only).
+
+    With more than one worker (`ProxyConfig.workers`) the listening socket is bound here and served
+    by that many processes (`proxy_lab.proxy.workers`); a `stop_event` keeps it in this process.
+    """
+    workers = worker_count(config)
+    if workers > 1 and stop_event is None:
+        from proxy_lab.proxy.workers import run_workers
+
+        return run_workers(config, resolver, workers)
+    return run_in_loop(serve_forever(config, resolver, stop_event))
+
+
+def worker_count(config: ProxyConfig) -> int:
+    """How many processes `run_proxy` starts for `config` (see ProxyConfig.workers)."""
+    if config.workers:
+        return config.workers
+    if config.faults:
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
+def run_in_loop(main: Coroutine[Any, Any, int]) -> int:
+    """Run `main` on a fresh event loop: uvloop when it is installed, else asyncio's."""
     factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:
         import uvloop
@@ -611,4 +935,4 @@ def run_proxy(config: ProxyConfig, resolver: Resolver, stop_event: asyncio.Event
     except ImportError:
         pass
     with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(serve_forever(config, resolver, stop_event))
+        return runner.run(main)
