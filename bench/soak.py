@@ -102,7 +102,7 @@ class ProxyProcess:
         self.port = port
         self.env = {**os.environ, **(env or {})}
         self.log = workdir / "proxy.log"
-        self.argv = [sys.executable, "-m", "proxy_lab.cli", "proxy", "--listen", f"{LOOPBACK}:{port}",
+        self.argv = [sys.executable, "-m", "proxy_lab.cli", "proxy", "--listen", f"{LOOPBACK}:{port}", "--workers", "1",
                      "--max-connections", str(max_connections)]  # fmt: skip
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="enable a fault (see `proxy-lab faults`)")  # fmt: skip
     p.add_argument("--allow-open", action="store_true", help="allow a non-loopback listen address without --user")
     p.add_argument("--max-connections", type=int, default=4096)
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="worker processes sharing the listener (0: one per core, at most 4, when no fault is set)")  # fmt: skip
 
     for name, helptext in (
         ("demo", "run every scenario under scenarios/ on loopback and show the matrix"),
@@ -168,6 +170,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         faults=faults,
         allow_open=args.allow_open,
         max_connections=args.max_connections,
+        workers=args.workers,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     config.check_exposure()
