@@ -11,6 +11,15 @@ import pytest
 from proxy_lab.proxy import LabProxy, ProxyConfig, splice
 from proxy_lab.resolver import MapResolver, SystemResolver
 
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def loop_factory(request):
+    """Every test runs on the standard loop and on uvloop (the CLI's loop)."""
+    if request.param == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        return uvloop.new_event_loop
+    return None
+
 BIG = 8 << 20
 
 
@@ -28,7 +37,7 @@ async def upstream_server(handler):
 
 @pytest.mark.parametrize("resolver_kind", ["system", "map"])
 @pytest.mark.parametrize("size", [10, BIG])
-def test_half_close_both_ways(resolver_kind, size):
+def test_half_close_both_ways(resolver_kind, size, loop_factory):
     async def main():
         got = {}
 
@@ -70,10 +79,10 @@ def test_half_close_both_ways(resolver_kind, size):
         srv.close()
         assert got["up"] == size
 
-    asyncio.run(main())
+    asyncio.run(main(), loop_factory=loop_factory)
 
 
-def test_server_speaks_first_and_pipelined_bytes():
+def test_server_speaks_first_and_pipelined_bytes(loop_factory):
     async def main():
         async def handler(r, w):
             w.write(b"BANNER\n")
@@ -93,10 +102,10 @@ def test_server_speaks_first_and_pipelined_bytes():
             w.close()
         srv.close()
 
-    asyncio.run(main())
+    asyncio.run(main(), loop_factory=loop_factory)
 
 
-def test_refused_connect_is_503_and_counts():
+def test_refused_connect_is_503_and_counts(loop_factory):
     async def main():
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
@@ -110,10 +119,10 @@ def test_refused_connect_is_503_and_counts():
             await asyncio.sleep(0.05)
             assert proxy.stats.refusals[503] == 1 and proxy.stats.connections_open == 0
 
-    asyncio.run(main())
+    asyncio.run(main(), loop_factory=loop_factory)
 
 
-def test_stop_aborts_spliced_tunnel_after_grace():
+def test_stop_aborts_spliced_tunnel_after_grace(loop_factory):
     async def main():
         async def handler(r, w):
             while await r.read(1 << 16):
@@ -144,10 +153,10 @@ def test_stop_aborts_spliced_tunnel_after_grace():
         w.close()
         srv.close()
 
-    asyncio.run(main())
+    asyncio.run(main(), loop_factory=loop_factory)
 
 
-def test_reset_from_upstream_closes_client_in_splice():
+def test_reset_from_upstream_closes_client_in_splice(loop_factory):
     async def main():
         async def handler(r, w):
             await r.readexactly(2 << 20)
@@ -184,4 +193,4 @@ def test_reset_from_upstream_closes_client_in_splice():
             print(rec.message)
         srv.close()
 
-    asyncio.run(main())
+    asyncio.run(main(), loop_factory=loop_factory)
