@@ -18,6 +18,7 @@ from proxy_lab.lab import Lab
 from proxy_lab.outcomes import Outcome, Result, service_outcomes
 from proxy_lab.scenarios import Scenario
 from proxy_lab.targets import ProxyEndpoint, SetupError, Target, TargetSkipped, get_target
+from proxy_lab.targets.lab import LabTarget
 
 Progress = Callable[[str, Scenario, "ScenarioRun | None"], None]
 
@@ -111,34 +112,29 @@ async def run_scenario(
     started = time.monotonic()
     journal = workdir / f"{scenario.id}-{target.name}.journal.sqlite3"
     journal.unlink(missing_ok=True)
+    def meter(proxy: ProxyEndpoint) -> Device:
+        """The scenario's meter behind `proxy`; the same journal file every time (its memory)."""
+        return Device(
+            device_settings(scenario, proxy), lab.pki, lab.resolver,
+            journal_path=journal, catalog=lab.catalog, scenario=scenario.id, on_event=on_event,
+        )  # fmt: skip
+
     try:
         _apply_cloud(lab, scenario)
         async with target.proxy_for(scenario, lab) as proxy:
-            device = Device(
-                device_settings(scenario, proxy),
-                lab.pki,
-                lab.resolver,
-                journal_path=journal,
-                catalog=lab.catalog,
-                scenario=scenario.id,
-                on_event=on_event,
-            )
-            for i in range(scenario.device.transactions):  # mail printed before the run
-                device.journal.add(Record("new", weight_g=20 + 10 * i, fee="0.85", date=time.strftime("%Y-%m-%d")))
-            run.journal_before = device.journal.count()
-            run.results = await device.run(services)
-            run.journal_after = device.journal.count()
+            with meter(proxy) as device:
+                for i in range(scenario.device.transactions):  # mail printed before the run
+                    device.journal.add(Record("new", weight_g=20 + 10 * i, fee="0.85", date=time.strftime("%Y-%m-%d")))
+                run.journal_before = device.journal.count()
+                run.results = await device.run(services)
+                run.journal_after = device.journal.count()
         if scenario.followup:
             # The same meter later, on a path without the faults: nothing may be lost or sent twice.
             _reset_cloud(lab)
-            lab_target = get_target("lab")
-            async with lab_target.proxy_for(scenario, lab, with_faults=False) as proxy:  # type: ignore[call-arg]
-                device = Device(
-                    device_settings(scenario, proxy), lab.pki, lab.resolver,
-                    journal_path=journal, catalog=lab.catalog, scenario=scenario.id, on_event=on_event,
-                )  # fmt: skip
-                run.followup_results = await device.run(["funds"])
-                run.journal_after_followup = device.journal.count()
+            async with LabTarget().proxy_for(scenario, lab, with_faults=False) as proxy:
+                with meter(proxy) as device:
+                    run.followup_results = await device.run(["funds"])
+                    run.journal_after_followup = device.journal.count()
     except TargetSkipped as exc:
         run.skipped = str(exc)
     except SetupError as exc:

@@ -339,8 +339,7 @@ class LabProxy:
                 self._heads[key] = parsed
         return parsed
 
-    def _lost_early(self, conn: ClientProtocol) -> None:
-        """A connection lost before its handler started (reset, or stop() while it sent nothing)."""
+    def _record_incomplete_head(self, conn: ClientProtocol) -> None:
         if conn.buffer.strip():
             client = _client_of(conn)
             self._record(
@@ -348,6 +347,10 @@ class LabProxy:
                 f"client {client} closed after sending an incomplete request head ({len(conn.buffer)} bytes)",
                 client=client,
             )
+
+    def _lost_early(self, conn: ClientProtocol) -> None:
+        """A connection lost before its handler started (reset, or stop() while it sent nothing)."""
+        self._record_incomplete_head(conn)
         conn.buffer.clear()
         self._conns.discard(conn)
         self.stats.connections_open -= 1
@@ -511,13 +514,7 @@ class LabProxy:
                     await conn.close(linger_s=0.1)
                 return None
             if not more:
-                if conn.buffer.strip():
-                    client = _client_of(conn)
-                    self._record(
-                        "client_error",
-                        f"client {client} closed after sending an incomplete request head ({len(conn.buffer)} bytes)",
-                        client=client,
-                    )
+                self._record_incomplete_head(conn)
                 await conn.close(linger_s=0.1)
                 return None
 

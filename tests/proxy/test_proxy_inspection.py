@@ -15,35 +15,17 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
+from inspection_kit import CORP, PB_ROOT, TIMEOUT_S, Seen, corp_trusting
+from inspection_kit import through as kit_through
 from proxy_testkit import run
 
 from proxy_lab.cloud import Cloud
-from proxy_lab.outcomes import CertSummary
-from proxy_lab.pki import PKI, summarize
-from proxy_lab.proxy.inspection import InspectionError, InspectionStage, engine_counts, ignore_hosts_regex
-
-TIMEOUT_S = 5.0
-CORP = "Corp Inspection CA"
-PB_ROOT = "PB Root"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
-    return PKI.load(Path(tmp_path_factory.mktemp("inspection")) / "certs")
-
-
-@pytest.fixture(autouse=True)
-def no_engine_left() -> Iterator[None]:
-    """Every test leaves no engine (and so no engine thread) behind."""
-    yield
-    assert engine_counts() is None
-    assert not [t for t in threading.enumerate() if t.name == "proxy-lab-inspection"]
+from proxy_lab.pki import PKI
+from proxy_lab.proxy.inspection import InspectionError, InspectionStage, ignore_hosts_regex
 
 
 @asynccontextmanager
@@ -57,47 +39,13 @@ async def cloud_and_stage(pki: PKI, **options: object) -> AsyncIterator[tuple[Cl
         await cloud.stop()
 
 
-def unverified() -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-@dataclass
-class Seen:
-    verify_error: str  # the client's OpenSSL verify message; "" when it accepted the chain
-    chain: list[CertSummary]  # what the server presented, leaf first (read without verifying)
-    answer: bytes  # the first bytes of the answer to `GET /` (only when verification passed)
-
-
-async def _handshake(stage: InspectionStage, host: str, ctx: ssl.SSLContext) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    sock = await stage.open_tunnel(host, 443)
-    reader, writer = await asyncio.open_connection(sock=sock)
-    await asyncio.wait_for(writer.start_tls(ctx, server_hostname=host), TIMEOUT_S)
-    return reader, writer
-
-
 async def through(stage: InspectionStage, host: str, trust: ssl.SSLContext) -> Seen:
-    """A TLS client trusting `trust` talks to host:443 through the stage; a second look reads the chain."""
-    verify_error, answer = "", b""
-    try:
-        reader, writer = await _handshake(stage, host, trust)
-    except ssl.SSLCertVerificationError as exc:
-        verify_error = exc.verify_message
-    else:
-        writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-        answer = await asyncio.wait_for(reader.read(), TIMEOUT_S)
-        writer.close()
-    reader, writer = await _handshake(stage, host, unverified())
-    ssl_object = writer.get_extra_info("ssl_object")
-    chain = [summarize(der) for der in ssl_object.get_unverified_chain()]
-    writer.close()
-    return Seen(verify_error, chain, answer)
+    """A TLS client trusting `trust` talks to host:443 through the stage (see inspection_kit.through)."""
 
+    async def open_plain(h: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection(sock=await stage.open_tunnel(h, 443))
 
-def corp_trusting(pki: PKI) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(pki.corp_ca.cert))
+    return await kit_through(open_plain, host, trust)
 
 
 # -- ignore_hosts regexes --------------------------------------------------------------------------

@@ -170,11 +170,6 @@ def test_bad_settings_are_rejected(settings: dict[str, object], said: str) -> No
         make_fault("block_page", settings)
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
-    return PKI.load(Path(tmp_path_factory.mktemp("block_page")) / "certs")
-
-
 def test_through_the_proxy_the_clouds_generate_204_is_replaced_by_the_block_page(pki: PKI) -> None:
     async def probe(faults: list[Fault]) -> bytes:
         async with Cloud(pki) as cloud, lab_proxy(ProxyConfig(faults=faults), cloud.resolver) as proxy:

@@ -147,11 +147,6 @@ def test_through_the_proxy_a_session_that_pings_inside_the_limit_survives() -> N
     assert got == b"".join(f"ok ping {i}\n".encode() for i in range(6)) and error is None
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
-    return PKI.load(Path(tmp_path_factory.mktemp("idle_timeout")) / "certs")
-
-
 async def _device_sees(pki: PKI, journal: Path, idle_s: float) -> dict[str, Outcome]:
     faults = [make_fault("idle_timeout", {"idle_s": idle_s})]
     async with Cloud(pki) as cloud, lab_proxy(ProxyConfig(faults=faults), cloud.resolver) as proxy:

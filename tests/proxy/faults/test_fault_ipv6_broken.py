@@ -116,11 +116,6 @@ def test_through_the_proxy_without_the_fault_the_tunnel_opens_at_once() -> None:
     assert status == 200 and echoed == b"hi" and elapsed < 0.2
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
-    return PKI.load(Path(tmp_path_factory.mktemp("ipv6_broken")) / "certs")
-
-
 async def _device_sees(pki: PKI, journal: Path, faults: list[Fault], **settings: float) -> Outcome:
     async with Cloud(pki) as cloud, lab_proxy(ProxyConfig(faults=faults), cloud.resolver) as proxy:
         device_settings = DeviceSettings(proxy=ProxySettings(*proxy.address), **settings)  # type: ignore[arg-type]

@@ -196,11 +196,6 @@ def test_bytes_the_delay_line_releases_still_go_through_a_throttle_configured_af
     assert elapsed >= 0.1 + (30_000 - 1460) / 100_000 * 0.98  # both delays, then the shaped bytes
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
-    return PKI.load(Path(tmp_path_factory.mktemp("latency")) / "certs")
-
-
 async def _device_sees(pki: PKI, journal: Path, delay_ms: int) -> Outcome:
     faults = [make_fault("latency", {"delay_ms": delay_ms})] if delay_ms else []
     async with Cloud(pki) as cloud, lab_proxy(ProxyConfig(faults=faults), cloud.resolver) as proxy:

@@ -38,11 +38,6 @@ TIMEOUT_S = 5.0
 GENERATE_204 = b"GET /generate_204 HTTP/1.1\r\nHost: connectivitycheck.gstatic.com\r\nConnection: close\r\n\r\n"
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
-    return PKI.load(Path(tmp_path_factory.mktemp("socks_only")) / "certs")
-
-
 @asynccontextmanager
 async def socks_lab(pki: PKI) -> AsyncIterator[LabProxy]:
     cloud = Cloud(pki)

@@ -146,11 +146,6 @@ def test_bad_settings_are_rejected(settings: dict[str, object], said: str) -> No
         make_fault("tamper", settings)
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
-    return PKI.load(Path(tmp_path_factory.mktemp("tamper")) / "certs")
-
-
 def test_through_the_proxy_the_clouds_help_page_arrives_truncated_with_a_matching_length(pki: PKI) -> None:
     async def fetch(faults: list[object]) -> bytes:
         async with Cloud(pki) as cloud, lab_proxy(ProxyConfig(faults=faults), cloud.resolver) as proxy:  # type: ignore[arg-type]

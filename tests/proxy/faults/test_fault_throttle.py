@@ -213,11 +213,6 @@ def test_through_the_proxy_without_the_throttle_the_same_download_is_fast() -> N
     assert got == 60_000 and elapsed < 0.4
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
-    return PKI.load(Path(tmp_path_factory.mktemp("throttle")) / "certs")
-
-
 async def _device_sees(pki: PKI, journal: Path, rate_kbps: float) -> dict[str, Outcome]:
     faults = [make_fault("throttle", {"rate_kbps": rate_kbps})]
     async with (

@@ -10,40 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from inspection_kit import CORP, PB_ROOT, TIMEOUT_S, Seen, corp_trusting
+from inspection_kit import through as kit_through
 from proxy_testkit import run
 
 from proxy_lab.cloud import Cloud
 from proxy_lab.device import Device, DeviceSettings, ProxySettings
 from proxy_lab.errors import ConfigError
-from proxy_lab.outcomes import CertSummary, Outcome, Result
-from proxy_lab.pki import PKI, summarize
+from proxy_lab.outcomes import Outcome, Result
+from proxy_lab.pki import PKI
 from proxy_lab.proxy import LabProxy, ProxyConfig, make_fault
 from proxy_lab.proxy.faults.tls_inspect import TlsInspect
-from proxy_lab.proxy.inspection import engine_counts
-
-TIMEOUT_S = 5.0
-CORP = "Corp Inspection CA"
-PB_ROOT = "PB Root"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
-    return PKI.load(Path(tmp_path_factory.mktemp("tls_inspect")) / "certs")
-
-
-@pytest.fixture(autouse=True)
-def no_engine_left() -> Iterator[None]:
-    yield
-    assert engine_counts() is None
-    assert not [t for t in threading.enumerate() if t.name == "proxy-lab-inspection"]
 
 
 def inspecting(pki: PKI, **settings: Any) -> TlsInspect:
@@ -76,37 +59,15 @@ async def connect(proxy: LabProxy, authority: str) -> tuple[bytes, asyncio.Strea
     return head, reader, writer
 
 
-def unverified() -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-@dataclass
-class Seen:
-    verify_error: str  # "" when the client accepted the chain
-    chain: list[CertSummary]  # leaf first, read by a second, non-verifying look
-    answer: bytes
-
-
 async def through(proxy: LabProxy, host: str, trust: ssl.SSLContext) -> Seen:
-    verify_error, answer = "", b""
-    head, reader, writer = await connect(proxy, f"{host}:443")
-    assert head.startswith(b"HTTP/1.1 200 "), head
-    try:
-        await asyncio.wait_for(writer.start_tls(trust, server_hostname=host), TIMEOUT_S)
-    except ssl.SSLCertVerificationError as exc:
-        verify_error = exc.verify_message
-    else:
-        writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-        answer = await asyncio.wait_for(reader.read(), TIMEOUT_S)
-    writer.close()
-    _, reader, writer = await connect(proxy, f"{host}:443")
-    await asyncio.wait_for(writer.start_tls(unverified(), server_hostname=host), TIMEOUT_S)
-    chain = [summarize(der) for der in writer.get_extra_info("ssl_object").get_unverified_chain()]
-    writer.close()
-    return Seen(verify_error, chain, answer)
+    """A TLS client trusting `trust` talks to host:443 through the proxy (see inspection_kit.through)."""
+
+    async def open_plain(h: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        head, reader, writer = await connect(proxy, f"{h}:443")
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        return reader, writer
+
+    return await kit_through(open_plain, host, trust)
 
 
 def test_a_client_pinning_the_pb_root_fails_and_the_certificate_it_was_shown_is_issued_by_the_corporate_ca(pki: PKI) -> None:
@@ -122,7 +83,7 @@ def test_a_client_pinning_the_pb_root_fails_and_the_certificate_it_was_shown_is_
 def test_the_same_client_trusting_the_corporate_ca_gets_the_clouds_answer(pki: PKI) -> None:
     async def scenario() -> Seen:
         async with lab(pki, inspecting(pki)) as proxy:
-            return await through(proxy, "dlsdlp1.pb.com", ssl.create_default_context(cafile=str(pki.corp_ca.cert)))
+            return await through(proxy, "dlsdlp1.pb.com", corp_trusting(pki))
 
     seen = run(scenario())
     assert seen.verify_error == ""
