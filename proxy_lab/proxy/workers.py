@@ -49,9 +49,29 @@ def run_workers(config: ProxyConfig, resolver: Resolver, workers: int) -> int:
     bound = sock.getsockname()
     log.info("lab proxy: %d worker processes share %s:%s", workers, bound[0], bound[1])
     children: list[int] = []
+    # The parent forwards SIGINT/SIGTERM from before the first fork: a signal that arrives while the
+    # workers start must stop them, not kill the parent with the workers orphaned.
+    stopping: list[bool] = []
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        stopping.append(True)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    mask = {signal.SIGINT, signal.SIGTERM}
     for _ in range(workers):
+        if stopping:
+            break
+        # Signals wait while forking, so none lands between fork() and the worker being listed
+        # (a forwarded one would miss it) or in the child before its handlers are reset.
+        signal.pthread_sigmask(signal.SIG_BLOCK, mask)
         pid = os.fork()
         if pid == 0:  # a worker: serve, then leave without running the parent's cleanup
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)  # the worker's loop installs its own handlers
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, mask)
             code = 1
             try:
                 code = run_in_loop(serve_forever(config, resolver, listen_socket=sock))
@@ -61,8 +81,13 @@ def run_workers(config: ProxyConfig, resolver: Resolver, workers: int) -> int:
                 logging.shutdown()
                 os._exit(code)
         children.append(pid)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, mask)  # a signal that waited is forwarded now
     sock.close()  # the workers hold it: once they close theirs, the port refuses connections
-    return _supervise(children)
+    try:
+        return _supervise(children, stopping)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -82,26 +107,12 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _supervise(children: list[int]) -> int:
-    """Wait for every worker; forward SIGINT/SIGTERM to them meanwhile."""
-    stopping = False
-
-    def forward(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+def _supervise(children: list[int], stopping: list[bool]) -> int:
+    """Wait for every worker (the caller forwards SIGINT/SIGTERM to them meanwhile)."""
     codes: list[int] = []
-    try:
-        for pid in children:
-            _, status = os.waitpid(pid, 0)
-            codes.append(os.waitstatus_to_exitcode(status))
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    for pid in children:
+        _, status = os.waitpid(pid, 0)
+        codes.append(os.waitstatus_to_exitcode(status))
     failed = [c for c in codes if c > 0]
     if failed:
         return failed[0]
