@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-connections", type=int, default=4096)
     p.add_argument("--workers", type=int, default=0, metavar="N",
                    help="worker processes sharing the listener (0: one per core, at most 4, when no fault is set)")  # fmt: skip
+    p.add_argument("--no-defer-accept", action="store_true",
+                   help="accept connections at once, not when their first bytes arrive (TCP_DEFER_ACCEPT), so "
+                        "silent clients count against --max-connections at once")  # fmt: skip
 
     for name, helptext in (
         ("demo", "run every scenario under scenarios/ on loopback and show the matrix"),
@@ -171,6 +174,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         allow_open=args.allow_open,
         max_connections=args.max_connections,
         workers=args.workers,
+        defer_accept=not args.no_defer_accept,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     config.check_exposure()

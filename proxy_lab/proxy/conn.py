@@ -62,6 +62,7 @@ class ClientProtocol(asyncio.Protocol):
     auth_required = False
     check_credentials: Callable[[str, str], Any] | None = None
     over_limit = False  # set by the server: accepted beyond max_connections (answered 503)
+    primed = b""  # bytes read from the socket before it had this protocol (the server's own accept)
 
     def __init__(
         self,
@@ -113,8 +114,11 @@ class ClientProtocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         if self.head_parser is None or self.head_deadlines is None:
             self.task = create_task(self.handler(self), name=f"proxy-conn-{self.conn_id}")
-            return
-        self.head_deadline = self.head_deadlines.set(self)
+        else:
+            self.head_deadline = self.head_deadlines.set(self)
+        if self.primed:  # before any byte the transport reads: it starts reading after this returns
+            data, self.primed = self.primed, b""
+            self.data_received(data)
 
     def start_handler(self) -> None:
         """Start the handler now, running it eagerly up to its first wait (see the module docstring)."""

@@ -7,8 +7,11 @@ loop check (403) -> connect (503 ERR_CONNECT_FAIL 111 / 504 on timeout) -> estab
 (`HTTP/1.1 200 Connection established`) -> relay with the faults' stages until both sides close.
 
 A request that no fault, refusal or slow resolver concerns takes the plain path instead
-(`proxy_lab.proxy.fastpath`, chosen by `_plain_route` from the parsed head): the same steps and
-answers with a fraction of the Python per setup, and bulk tunnels relayed by splice(2)
+(`proxy_lab.proxy.fastpath`, chosen by `_plain_target` from the parsed head): the proxy accepts on
+its own (`proxy_lab.proxy.listener`), and a head that arrives whole is tunnelled on the bare
+sockets within the accept callback, watched by the proxy's own epoll set (`proxy_lab.proxy.poller`);
+anything else goes to a `ClientProtocol` with the bytes read so far. The same steps and answers as
+the general path with a fraction of the work per setup, and bulk tunnels relayed by splice(2)
 (`proxy_lab.proxy.splice`). `run_proxy` (the CLI) serves from one process per core when no fault is
 configured (`proxy_lab.proxy.workers`).
 
@@ -38,17 +41,20 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn, cast, get_args
 
 from proxy_lab.errors import ConfigError, RemoteProtocolError
+from proxy_lab.proxy import poller
 from proxy_lab.proxy.auth import BasicAuth
 from proxy_lab.proxy.conn import ClientProtocol
 from proxy_lab.proxy.deadlines import Deadlines, Timeouts
 from proxy_lab.proxy.events import ConnectRequest, Refusal
-from proxy_lab.proxy.fastpath import PlainTunnel, serve_plain
+from proxy_lab.proxy.fastpath import PlainTunnel, refuse_connect, serve_plain
 from proxy_lab.proxy.faults.base import AnswerFn, Ctx, Fault, OpenNext, Refuse, ResolveNext, Stage
+from proxy_lab.proxy.listener import BACKLOG, Listener, listening_socket
 from proxy_lab.proxy.parse import parse_connect
 from proxy_lab.proxy.records import Event, ProxyLogRecord, ProxyStats
 from proxy_lab.proxy.relay import Tunnel
 from proxy_lab.proxy.responses import lab_error, squid_connect_fail, squid_dns_fail
-from proxy_lab.resolver import Address, MapResolver, ResolveError, Resolver, SystemResolver
+from proxy_lab.resolver import Address, MapResolver, ResolveError, Resolver, SystemResolver, is_ip
+from proxy_lab.tasks import create_task
 
 logger = logging.getLogger("proxy_lab.proxy")
 
@@ -56,6 +62,7 @@ ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
 MAX_ADDRESSES = 16  # upstream addresses tried per request
 _MEMO_HEADS = 512  # request heads remembered by _parse_head
 _MEMO_HEAD_BYTES = 1024  # longer heads are parsed every time
+FIRST_READ = 65536  # bytes read on accept by the plain path: more than the largest head allowed by default
 _Hook = Literal["on_auth", "on_connect", "resolve", "open_upstream", "established_response", "stream"]
 
 
@@ -81,6 +88,11 @@ class ProxyConfig:
     # asyncio server). 0 = automatic: one per CPU core, at most 4, when no fault is configured (a
     # fault may keep state across connections), else 1.
     workers: int = 0
+    # Linux: accept a connection only once its first bytes are in (TCP_DEFER_ACCEPT, as Squid's
+    # `accept_filter data` and nginx's `listen ... deferred`): one wake-up per setup instead of two.
+    # A client that connects and stays silent is then held by the kernel, not the proxy, for a
+    # second or so before it is accepted, counted against max_connections and timed for its head.
+    defer_accept: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.listen, list):  # from TOML or JSON
@@ -145,7 +157,7 @@ class LabProxy:
         self.stats = ProxyStats()
         self._log: deque[ProxyLogRecord | _PlainEntry] = deque(maxlen=2000)  # see `log`
         self._log_lazy = False  # _log may hold _PlainEntry items
-        self._server: asyncio.Server | None = None
+        self._server: asyncio.Server | Listener | None = None
         self._address: Address | None = None
         self._conns: set[ClientProtocol] = set()
         self._tunnels: set[Tunnel | PlainTunnel] = set()
@@ -167,7 +179,11 @@ class LabProxy:
         self._connect_timeouts = Timeouts(config.connect_timeout_s)
         # The plain path (fastpath.py) needs the head parsed by the connection, and knows how to
         # resolve without waiting only with these resolvers.
-        self._plain_possible = self._head_parser is not None and type(resolver) in (SystemResolver, MapResolver)
+        self._plain_possible = (
+            poller.AVAILABLE and self._head_parser is not None and type(resolver) in (SystemResolver, MapResolver)
+        )
+        self._poller: poller.Poller | None = None  # the plain path's sockets (made in start())
+        self._plain_connects = Deadlines(config.connect_timeout_s, PlainTunnel.connect_timed_out)
         self._request_hooks = [
             hook for hook in ("on_auth", "on_connect", "resolve", "open_upstream", "established_response", "stream")
             if self._hooked[hook]
@@ -179,10 +195,18 @@ class LabProxy:
         self.config.check_exposure()
         loop = asyncio.get_running_loop()
         host, port = self.config.listen
-        if self._listen_socket is not None:
-            self._server = await loop.create_server(self._accept, sock=self._listen_socket, backlog=1024)
+        if self._plain_possible:
+            self._poller = poller.Poller(loop)
+        if self._poller is not None and (self._listen_socket is not None or is_ip(host)):
+            # The plain path accepts on its own (fastpath.py): one callback from accept to the 200.
+            sock = self._listen_socket or listening_socket(host, port)
+            self._server = Listener(self._poller, sock, self._accept_plain, defer=self.config.defer_accept)
+        elif self._listen_socket is not None:
+            self._server = await loop.create_server(self._accept, sock=self._listen_socket, backlog=BACKLOG)
         else:
-            self._server = await loop.create_server(self._accept, host, port, reuse_address=True, backlog=1024)
+            self._server = await loop.create_server(
+                self._accept, host, port, reuse_address=True, backlog=BACKLOG
+            )
         sock = self._server.sockets[0]
         self._address = _address_of(sock.getsockname())
         with contextlib.suppress(ValueError):
@@ -193,6 +217,13 @@ class LabProxy:
 
     def _accept(self) -> ClientProtocol:
         """The protocol for one accepted connection (create_server's factory)."""
+        stats = self.stats
+        stats.connections += 1
+        stats.connections_open += 1
+        return self._client_protocol()
+
+    def _client_protocol(self) -> ClientProtocol:
+        """A ClientProtocol for a connection already counted as accepted."""
         conn = ClientProtocol(
             self._serve,
             conn_id=next(self._ids),
@@ -202,12 +233,8 @@ class LabProxy:
             on_lost_early=self._lost_early,
             router=self._plain_route if self._plain_possible else None,
         )
-        conns = self._conns
-        conns.add(conn)  # known to stop() even before its handler first runs
-        stats = self.stats
-        stats.connections += 1
-        stats.connections_open += 1
-        conn.over_limit = len(conns) > self.config.max_connections
+        self._conns.add(conn)  # known to stop() even before its handler first runs
+        conn.over_limit = self.stats.connections_open > self.config.max_connections
         conn.tunnel_opener = self._tunnel
         conn.ctx_factory = self._new_ctx
         if self.auth.enabled:
@@ -253,6 +280,10 @@ class LabProxy:
             await asyncio.wait_for(server.wait_closed(), 1.0)
         self._head_deadlines.close()
         self._connect_timeouts.close()
+        self._plain_connects.close()
+        if self._poller is not None:
+            self._poller.close()
+            self._poller = None
         for fault in self.config.faults:
             await fault.stop()
         self._record("stopped", f"lab proxy {self.url} stopped")
@@ -314,7 +345,7 @@ class LabProxy:
             return hooked
         return [f for f in hooked if f.applies(host, port)]
 
-    def _parse_head(self, buf: bytearray) -> tuple[ConnectRequest, int] | None:
+    def _parse_head(self, buf: bytes | bytearray) -> tuple[ConnectRequest, int] | None:
         """parse_connect with this proxy's limits, remembered for heads seen before.
 
         A client sends the same head byte for byte each time it opens a tunnel to the same target
@@ -356,15 +387,10 @@ class LabProxy:
         self.stats.connections_open -= 1
 
     # -- the plain path (fastpath.py) ---------------------------------------------------------------
-    def _plain_route(self, conn: ClientProtocol) -> Coroutine[Any, Any, None] | None:
-        """`serve_plain` for a first request that no fault, refusal or slow resolver concerns; else None.
-
-        Decided from the parsed head alone, without side effects: None leaves everything to `_serve`,
-        which then decides (and answers) as it always does.
-        """
-        request, size = conn.parsed
-        if conn.over_limit:
-            return None
+    def _plain_target(self, request: ConnectRequest) -> tuple[Address, str | None] | None:
+        """Where a first request goes and for which user, when no fault, refusal or slow resolver
+        concerns it; else None. Decided from the parsed head alone, without side effects: None
+        leaves everything to `_serve`, which then decides (and answers) as it always does."""
         user: str | None = None
         if self.auth.enabled:
             result = self.auth.verify(request.get("Proxy-Authorization"))
@@ -384,27 +410,118 @@ class LabProxy:
                 address = cast(MapResolver, self.resolver).lookup(host, port)
             except ResolveError:
                 return None
+            if not is_ip(address[0]):
+                return None
         if self._is_self(address):
+            return None
+        return address, user
+
+    def _plain_route(self, conn: ClientProtocol) -> Coroutine[Any, Any, None] | None:
+        """`serve_plain` for a connection whose first head (parsed by the connection) `_plain_target` takes."""
+        request, size = conn.parsed
+        if conn.over_limit:
+            return None
+        target = self._plain_target(request)
+        if target is None:
             return None
         conn.parsed = None
         conn.consume(size)
         conn.phase = "upstream"
         self.stats.requests += 1
-        return serve_plain(self, conn, request, user, address)
+        return serve_plain(self, conn, request, target[1], target[0])
+
+    def _accept_plain(self, sock: socket.socket, peer: Address) -> None:
+        """One accepted connection (Listener's callback): the plain path when its first read holds a
+        head that `_plain_target` takes, else a `ClientProtocol` with what was read, as create_server
+        would have made it."""
+        stats = self.stats
+        stats.connections += 1
+        stats.connections_open += 1
+        try:
+            data = sock.recv(FIRST_READ)
+        except (BlockingIOError, InterruptedError):
+            data = b""
+        except OSError:  # reset before a byte came: the general path records it
+            data = b""
+        if data and stats.connections_open <= self.config.max_connections:
+            try:
+                parsed = self._parse_head(data)
+            except Exception:  # the general path answers it (400, 405, ...)
+                parsed = None
+            if parsed is not None:
+                request, size = parsed
+                target = self._plain_target(request)
+                if target is not None:
+                    stats.requests += 1
+                    address, user = target
+                    assert self._poller is not None
+                    tunnel = PlainTunnel(self, self._poller, request, user, peer)
+                    leftover = data[size:]
+                    tunnel.connect(
+                        address, lambda: (sock, leftover),
+                        lambda code, message, timed_out: self._adopt(
+                            sock, b"", self._refuser(request, address, code, message, timed_out)
+                        ),
+                    )  # fmt: skip
+                    return
+        self._adopt(sock, data)
+
+    def _refuser(
+        self, request: ConnectRequest, address: Address, code: int, message: str, timed_out: bool
+    ) -> Callable[[ClientProtocol], Coroutine[Any, Any, None]]:
+        """The handler of a plain connection whose upstream did not answer: 503/504, then done."""
+
+        async def refuse(conn: ClientProtocol) -> None:
+            conn.phase = "upstream"
+            try:
+                await refuse_connect(self, conn, request, address, code, message, timed_out=timed_out)
+            except Exception:
+                self._handler_failed(conn)
+            finally:
+                self._conn_done(conn)
+
+        return refuse
+
+    def _adopt(
+        self,
+        sock: socket.socket,
+        data: bytes,
+        handler: Callable[[ClientProtocol], Coroutine[Any, Any, None]] | None = None,
+    ) -> None:
+        """Give an accepted socket and the bytes already read from it to a ClientProtocol (the
+        general path, or `handler`); counted as accepted already."""
+        conn = self._client_protocol()
+        if handler is not None:
+            conn.handler = handler
+            conn.head_parser = None  # the handler starts at once, with no head to wait for
+        conn.primed = data
+        create_task(self._attach(conn, sock), name=f"proxy-adopt-{conn.conn_id}")
+
+    async def _attach(self, conn: ClientProtocol, sock: socket.socket) -> None:
+        try:
+            transport, _ = await asyncio.get_running_loop().connect_accepted_socket(lambda: conn, sock)
+            if self._server is None:  # stop() ran meanwhile and could not see this connection's transport
+                transport.abort()
+        except Exception as exc:  # the socket failed before it had a transport: as if lost at once
+            logger.debug("lab proxy: connection %d lost on accept: %r", conn.conn_id, exc)
+            sock.close()
+            if conn.task is None and conn.head_parser is not None:
+                conn.connection_lost(exc)
+            else:
+                self._conn_done(conn)
 
     def _plain_opened(self, tunnel: PlainTunnel) -> None:
-        self._tunnels.add(tunnel)
         stats = self.stats
         stats.tunnels += 1
         stats.tunnels_open += 1
-        tunnel.peer = tunnel.conn.peer
         self._plain_record(tunnel, "tunnel_open")
 
     def _plain_closed(self, tunnel: PlainTunnel) -> None:
         self._tunnels.discard(tunnel)
-        self.stats.tunnels_open -= 1
+        stats = self.stats
+        stats.tunnels_open -= 1
+        stats.connections_open -= 1  # the client connection ends with its tunnel
         self._plain_record(tunnel, "tunnel_closed")
-        self._conn_done(tunnel.conn)
 
     def _plain_record(self, tunnel: PlainTunnel, event: Event) -> None:
         """The record `_tunnel` makes for the same event, kept as a tuple until `log` is read."""

@@ -6,9 +6,9 @@ from the pipe to the other socket without copying them to user space: on loopbac
 a bulk transfer costs and lifts throughput to haproxy's (haproxy's `option splice-*` does the same).
 
 A plain tunnel (fastpath.py) hands itself over once it has carried `SPLICE_AFTER_BYTES` in one
-direction, at a moment when neither transport holds unsent bytes: reading is stopped, each socket is
-duplicated and its transport closed (libuv removes its descriptor from epoll; the connection stays
-open through the duplicate), and a thread per live direction loops on blocking splices. The GIL is
+direction, at a moment when no bytes wait in the proxy for either side: the sockets leave the
+proxy's epoll set, their descriptors are handed over, and a thread per live direction loops on
+blocking splices. The GIL is
 released in each splice, so the event loop carries on meanwhile.
 
 The rules stay those of the event-loop relay (RFC 9110 §9.3.6): EOF on one side is passed on as a

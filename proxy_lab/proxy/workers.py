@@ -1,10 +1,16 @@
-"""`proxy-lab proxy` on every core: worker processes that share one listening socket.
+"""`proxy-lab proxy` on every core: worker processes that share one listening address.
 
 One asyncio process relays on one core; a C proxy such as tinyproxy (a thread per client) or haproxy
-(a thread per core) uses them all. `run_workers` binds the listening socket once, forks the workers
-(before any event loop exists), and each worker runs `serve_forever` on its inherited copy of the
-socket: the kernel hands every new connection to one worker that is waiting in accept, so a busy
-worker does not get more (unlike SO_REUSEPORT, which hashes connections to workers blindly).
+(a thread per core) uses them all. `run_workers` binds the listening sockets, forks the workers
+(before any event loop exists), and each worker runs `serve_forever` on its own socket.
+
+On Linux each worker has a socket of its own bound to the same address with SO_REUSEPORT (as
+nginx's `reuseport` and haproxy's per-thread listeners): the kernel hashes each new connection to
+one of them and wakes that worker alone. One socket shared by all workers would wake every worker
+for every connection, since the plain path's epoll set (poller.py) sits inside the event loop's,
+where EPOLLEXCLUSIVE cannot pick a single waker; the losers' wake-ups cost a tenth of a setup on
+2 cores. Where SO_REUSEPORT is missing, the workers share one socket. A worker that dies takes its
+socket out of the group, and the others get its share.
 
 The parent only supervises: it forwards SIGINT and SIGTERM to the workers, waits for all of them and
 exits 0 after a clean stop (2 when the socket cannot be bound, else the first failing worker's
@@ -23,14 +29,13 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from proxy_lab.errors import ConfigError
+from proxy_lab.proxy.listener import listening_socket
 from proxy_lab.resolver import Resolver, is_ip
 
 if TYPE_CHECKING:
     from proxy_lab.proxy.server import ProxyConfig
 
 log = logging.getLogger("proxy_lab.proxy")
-
-BACKLOG = 1024
 
 
 def run_workers(config: ProxyConfig, resolver: Resolver, workers: int) -> int:
@@ -42,12 +47,12 @@ def run_workers(config: ProxyConfig, resolver: Resolver, workers: int) -> int:
         return run_in_loop(serve_forever(config, resolver))
     try:
         config.check_exposure()
-        sock = listening_socket(host, port)
+        socks = listening_sockets(host, port, workers)
     except (OSError, ConfigError) as exc:
         log.error("lab proxy cannot start on %s:%s: %s", host, port, exc)
         return 2
-    bound = sock.getsockname()
-    log.info("lab proxy: %d worker processes share %s:%s", workers, bound[0], bound[1])
+    bound = socks[0].getsockname()
+    log.info("lab proxy: %d worker processes serve %s:%s", workers, bound[0], bound[1])
     children: list[int] = []
     # The parent forwards SIGINT/SIGTERM from before the first fork: a signal that arrives while the
     # workers start must stop them, not kill the parent with the workers orphaned.
@@ -61,7 +66,7 @@ def run_workers(config: ProxyConfig, resolver: Resolver, workers: int) -> int:
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     mask = {signal.SIGINT, signal.SIGTERM}
-    for _ in range(workers):
+    for n in range(workers):
         if stopping:
             break
         # Signals wait while forking, so none lands between fork() and the worker being listed
@@ -72,6 +77,10 @@ def run_workers(config: ProxyConfig, resolver: Resolver, workers: int) -> int:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)  # the worker's loop installs its own handlers
             signal.pthread_sigmask(signal.SIG_UNBLOCK, mask)
+            sock = socks[n % len(socks)]
+            for other in socks:  # a socket left open here would keep a dead worker's share queued
+                if other is not sock:
+                    other.close()
             code = 1
             try:
                 code = run_in_loop(serve_forever(config, resolver, listen_socket=sock))
@@ -82,7 +91,8 @@ def run_workers(config: ProxyConfig, resolver: Resolver, workers: int) -> int:
                 os._exit(code)
         children.append(pid)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, mask)  # a signal that waited is forwarded now
-    sock.close()  # the workers hold it: once they close theirs, the port refuses connections
+    for sock in socks:
+        sock.close()  # the workers hold them: once they close theirs, the port refuses connections
     try:
         return _supervise(children, stopping)
     finally:
@@ -90,21 +100,21 @@ def run_workers(config: ProxyConfig, resolver: Resolver, workers: int) -> int:
             signal.signal(sig, handler)
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A non-blocking TCP socket bound to (host, port) and listening, as asyncio's create_server binds."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+def listening_sockets(host: str, port: int, workers: int) -> list[socket.socket]:
+    """A socket per worker bound to one address with SO_REUSEPORT, or one socket for all where the
+    option is missing (the first socket's port is the others' when `port` is 0)."""
+    if not hasattr(socket, "SO_REUSEPORT"):
+        return [listening_socket(host, port)]
+    socks: list[socket.socket] = []
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((host, port))
-        sock.listen(BACKLOG)
-        sock.setblocking(False)
+        for _ in range(workers):
+            socks.append(listening_socket(host, port, reuse_port=True))
+            port = socks[0].getsockname()[1]
     except BaseException:
-        sock.close()
+        for sock in socks:
+            sock.close()
         raise
-    return sock
+    return socks
 
 
 def _supervise(children: list[int], stopping: list[bool]) -> int:

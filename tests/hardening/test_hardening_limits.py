@@ -160,7 +160,9 @@ def test_a_slowloris_that_trickles_a_byte_at_a_time_still_gets_408_at_the_head_d
 
 def test_capacity_comes_back_after_connections_beyond_max_connections_are_refused_and_closed() -> None:
     async def scenario() -> None:
-        async with captured_proxy_log() as log, proxy_to_echo(ProxyConfig(max_connections=3)) as proxy:
+        # Silent connections held by the proxy itself: accepted at once, not deferred to their first byte.
+        config = ProxyConfig(max_connections=3, defer_accept=False)
+        async with captured_proxy_log() as log, proxy_to_echo(config) as proxy:
             held = [await Raw.open(proxy) for _ in range(3)]
             await asyncio.sleep(0.05)
             extra = [await Raw.open(proxy) for _ in range(4)]

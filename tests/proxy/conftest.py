@@ -34,3 +34,12 @@ def no_inspection_engine_left() -> Iterator[None]:
 
     assert engine_counts() is None
     assert not [t for t in threading.enumerate() if t.name == "proxy-lab-inspection"]
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def loop_factory(request: pytest.FixtureRequest) -> object:
+    """A test taking this fixture runs on asyncio's standard loop and on uvloop (the CLI's loop)."""
+    if request.param == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        return uvloop.new_event_loop
+    return None

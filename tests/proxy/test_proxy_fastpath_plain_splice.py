@@ -1,4 +1,4 @@
-"""Ad-hoc checks of the plain path and the splice relay (not part of the repo's suite)."""
+"""The plain path (fastpath.py) and its splice relay: the answers, half-closes and counts of the general path."""
 
 import asyncio
 import hashlib
@@ -10,15 +10,6 @@ import pytest
 
 from proxy_lab.proxy import LabProxy, ProxyConfig, splice
 from proxy_lab.resolver import MapResolver, SystemResolver
-
-
-@pytest.fixture(params=["asyncio", "uvloop"])
-def loop_factory(request):
-    """Every test runs on the standard loop and on uvloop (the CLI's loop)."""
-    if request.param == "uvloop":
-        uvloop = pytest.importorskip("uvloop")
-        return uvloop.new_event_loop
-    return None
 
 BIG = 8 << 20
 

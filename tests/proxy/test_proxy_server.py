@@ -295,7 +295,8 @@ def test_connections_beyond_max_connections_get_503() -> None:
     async def scenario() -> None:
         async with (
             upstream() as up,
-            lab_proxy(ProxyConfig(max_connections=1), resolver_for(up.port)) as proxy,
+            # silent connections count only once accepted: without TCP_DEFER_ACCEPT, at once
+            lab_proxy(ProxyConfig(max_connections=1, defer_accept=False), resolver_for(up.port)) as proxy,
         ):
             first = await client(proxy)
             await asyncio.sleep(0.05)
@@ -374,7 +375,8 @@ def test_a_bracketed_ipv6_target_is_tunnelled() -> None:
 def test_stop_closes_open_tunnels_and_leaves_no_task() -> None:
     async def scenario() -> None:
         async with upstream() as up:
-            proxy = LabProxy(ProxyConfig(), resolver_for(up.port))
+            # The idle client below must be accepted before stop(): no TCP_DEFER_ACCEPT.
+            proxy = LabProxy(ProxyConfig(defer_accept=False), resolver_for(up.port))
             await proxy.start()
             c = await client(proxy)
             assert (await c.connect("echo.lab.test:443")).status == 200
