@@ -54,7 +54,6 @@ if TYPE_CHECKING:
     from proxy_lab.proxy.server import LabProxy
 
 ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
-READ_SIZE = 256 * 1024  # one recv; asyncio's transports read 256 KiB too (uvloop: 256 KiB)
 _WOULD_BLOCK = (BlockingIOError, InterruptedError)
 _STREAM_NONBLOCK = socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0)  # Linux: no fcntl per socket
 _READ_EVENTS = IN | ERR | HUP
@@ -87,18 +86,19 @@ class _Direction:
 
     def readable(self, events: int = IN) -> None:
         """src has bytes, EOF or an error; the poller's handler for src while nothing else waits on it."""
+        buffer = self.tunnel.poller.read_buffer  # shared: what dst does not take now is copied
         try:
-            data = self.src.recv(READ_SIZE)
+            n = self.src.recv_into(buffer)
         except _WOULD_BLOCK:
             return
         except OSError as exc:
             self.tunnel.lost(self.src_side, exc)
             return
-        if not data:
+        if not n:
             self.tunnel.end_of(self)
             return
-        self.moved += len(data)
-        self.send(data)
+        self.moved += n
+        self.send(buffer[:n])
         if self.moved >= SPLICE_AFTER_BYTES:
             self.tunnel.splice()
 
@@ -112,7 +112,7 @@ class _Direction:
             self.tunnel.lost(self.dst_side, exc)
             return
         if sent < len(data):
-            self.pending = memoryview(data)[sent:]
+            self.pending = memoryview(bytes(data[sent:]))  # a copy: `data` may be the shared buffer
             self.tunnel.watch()  # back-pressure: src is read again once dst took it all
 
     def writable(self) -> None:

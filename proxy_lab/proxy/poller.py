@@ -29,6 +29,7 @@ ERR = getattr(select, "EPOLLERR", 8)
 HUP = getattr(select, "EPOLLHUP", 16)
 EXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
 MAX_EVENTS = 256  # per wake-up; the rest are still ready at the next one
+READ_SIZE = 256 * 1024  # one read from a socket at most (asyncio's transports read 256 KiB too)
 
 Handler = Callable[[int], None]  # called with the epoll event mask
 
@@ -36,8 +37,12 @@ Handler = Callable[[int], None]  # called with the epoll event mask
 class Poller:
     """Sockets watched by one epoll set that the event loop polls; `handler(events)` per ready socket."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, read_size: int = READ_SIZE) -> None:
         self.loop = loop
+        # One read buffer for every socket of this poller (its handlers run one at a time, on the
+        # loop's thread): `recv(n)` would allocate n bytes per call, and glibc serves 128 KiB and
+        # more with mmap and munmap, ~15 us per read here, more than the read itself.
+        self.read_buffer = memoryview(bytearray(read_size))
         self._epoll = select.epoll()
         self._handlers: dict[int, Handler] = {}
         loop.add_reader(self._epoll.fileno(), self._dispatch)

@@ -81,7 +81,7 @@ def test_a_slow_reader_holds_at_most_one_read_in_the_proxy(loop_factory, monkeyp
             await asyncio.sleep(0.5)  # not reading: the proxy must stop reading the source
             (tunnel,) = list(proxy._tunnels)
             assert tunnel.down.pending, "a write to the stalled client should be waiting"
-            assert len(tunnel.down.pending) <= fastpath.READ_SIZE
+            assert len(tunnel.down.pending) <= len(proxy._poller.read_buffer)
             moved = tunnel.bytes_upstream_to_client
             await asyncio.sleep(0.3)
             assert tunnel.bytes_upstream_to_client == moved  # nothing more was read meanwhile
