@@ -13,8 +13,16 @@ from typing import Any
 _tasks: set[asyncio.Task[Any]] = set()
 
 
-def create_task[T](coro: Coroutine[Any, Any, T], *, name: str) -> asyncio.Task[T]:
-    task = asyncio.get_running_loop().create_task(coro, name=name)
+def create_task[T](coro: Coroutine[Any, Any, T], *, name: str, eager: bool = False) -> asyncio.Task[T]:
+    """A task for `coro`, referenced until it ends. `eager`: run it now, inside this call, up to its
+    first real wait (a coroutine that finishes without waiting never reaches the event loop)."""
+    loop = asyncio.get_running_loop()
+    if eager:
+        task: asyncio.Task[T] = asyncio.Task(coro, loop=loop, name=name, eager_start=True)
+        if task.done():
+            return task
+    else:
+        task = loop.create_task(coro, name=name)
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
     return task

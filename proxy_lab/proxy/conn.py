@@ -127,14 +127,9 @@ class ClientProtocol(asyncio.Protocol):
         if self.head_deadlines is not None:
             self.head_deadlines.clear(self)
         # Eager: on a complete head the handler parses, authenticates and starts connecting upstream
-        # inside this callback instead of one loop iteration later. The strong reference that
-        # `proxy_lab.tasks.create_task` keeps is `self.task` here: the server holds this connection
-        # in its `_conns` until the handler's last line.
+        # inside this callback instead of one loop iteration later.
         coro = self.router(self) if self.router is not None and self.parsed is not None else None
-        self.task = asyncio.Task(
-            coro or self.handler(self), loop=asyncio.get_running_loop(), name=f"proxy-conn-{self.conn_id}",
-            eager_start=True,
-        )  # fmt: skip
+        self.task = create_task(coro or self.handler(self), name=f"proxy-conn-{self.conn_id}", eager=True)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
