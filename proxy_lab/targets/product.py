@@ -5,8 +5,10 @@ product-neutral meaning of its settings (who may log in, which CONNECT ports are
 hosts are denied, whether TLS is inspected). Each product module (`squid`, `tinyproxy`,
 `mitmproxy_target`, `proxypy`) turns a Policy into a `Launch` (argv and files) or raises
 `TargetSkipped` naming what it cannot express. A fault or a setting with no Policy meaning
-(`throttle`, `socks_only`, a fault scoped to some hosts...) is kept in `Policy.unexpressed`, so every
+(`socks_only`, `latency`, a fault scoped to some hosts...) is kept in `Policy.unexpressed`, so every
 product skips it: a real product is never reported as passing a fault it was not configured with.
+A `throttle` is a rate each way, which only Squid can apply, and only to downloads
+(`Policy.skip_unexpressed(shapes_downloads=...)`).
 
 Everything here is pure: no process is started and no file is written.
 """
@@ -46,12 +48,23 @@ class Policy:
     allow_hosts: tuple[str, ...] | None = None  # None: every host not denied
     tls_inspect: bool = False
     tls_bypass: tuple[str, ...] = ()  # fnmatch patterns passed through uninspected
+    # `throttle`: payload rate each way in kbit/s (None: not shaped). Only Squid shapes (delay_pools),
+    # and only what servers send.
+    shape_down_kbps: float | None = None
+    shape_up_kbps: float | None = None
     unexpressed: tuple[str, ...] = ()  # what no product translation covers, one phrase each
 
-    def skip_unexpressed(self, product: str) -> None:
-        """Raise TargetSkipped when something of the scenario has no product meaning at all."""
+    def skip_unexpressed(self, product: str, *, shapes_downloads: bool = False) -> None:
+        """Raise TargetSkipped when something of the scenario has no meaning for `product`: a setting
+        no product expresses, or a bandwidth limit the product cannot apply."""
         if self.unexpressed:
             raise TargetSkipped(f"{product} cannot express {'; '.join(self.unexpressed)}")
+        if self.shape_up_kbps is not None or (self.shape_down_kbps is not None and not shapes_downloads):
+            what = "uploads" if shapes_downloads else "bandwidth"
+            raise TargetSkipped(
+                f"{product} cannot express fault 'throttle' on {what}"
+                + (": delay_pools shape only what servers send (up_kbps = 0 shapes downloads alone)" if shapes_downloads else "")
+            )
 
 
 @dataclass(frozen=True)
@@ -111,7 +124,7 @@ def policy_from_spec(spec: ProxySpec) -> Policy:
 
     Known translations (proxy_lab/proxy/faults/*.py): `allow_ports` (`preset`, `ports_allowed`,
     `action`), `deny_hosts` and `allow_hosts` (`patterns`; `category` only labels the block page),
-    `tls_inspect` (`bypass`).
+    `tls_inspect` (`bypass`), `throttle` (`rate_kbps`, `down_kbps`, `up_kbps`; 0 = not shaped).
     """
     unexpressed: list[str] = []
     connect_ports: tuple[int, ...] | None = None
@@ -120,6 +133,7 @@ def policy_from_spec(spec: ProxySpec) -> Policy:
     allow: list[str] | None = None
     inspect = False
     bypass: list[str] = []
+    shape: dict[str, float | None] = {"down_kbps": None, "up_kbps": None}
     for f in spec.faults:
         where = f"fault {f.name!r}"
         s = f.settings
@@ -164,6 +178,17 @@ def policy_from_spec(spec: ProxySpec) -> Policy:
                 continue
             inspect = True
             bypass.extend(_patterns(f"{where}: bypass", s.get("bypass", [])))
+        elif f.name == "throttle":
+            if (msg := _scoped(f)) or (msg := _leftover(f, {"rate_kbps", "down_kbps", "up_kbps"})):
+                unexpressed.append(msg)
+                continue
+            for key in ("rate_kbps", *shape):
+                value = s.get(key, 0)
+                if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                    raise TargetSkipped(f"{where}: {key} must be a number of kbit/s, got {value!r}")
+            rate = float(s.get("rate_kbps", 384.0))  # the fault's default
+            for key in shape:
+                shape[key] = float(s.get(key, rate)) or None  # 0: not shaped
         else:
             unexpressed.append(f"fault {f.name!r}")
     return Policy(
@@ -176,6 +201,8 @@ def policy_from_spec(spec: ProxySpec) -> Policy:
         allow_hosts=tuple(allow) if allow is not None else None,
         tls_inspect=inspect,
         tls_bypass=tuple(bypass),
+        shape_down_kbps=shape["down_kbps"],
+        shape_up_kbps=shape["up_kbps"],
         unexpressed=tuple(unexpressed),
     )
 

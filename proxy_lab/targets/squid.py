@@ -15,8 +15,12 @@ with the lab's corporate CA, `ssl_bump peek` at step 1 then `splice` for the byp
 the rest, the upstream checked against the PB root (`tls_outgoing_options cafile=`), and non-TLS
 tunnels (plain HTTP on 80, TeamViewer on 5938) passed on by `on_unsupported_protocol tunnel`.
 
+A download throttle (`throttle` with `up_kbps = 0`) is one delay pool: Squid shapes what servers
+send, for all of a client's tunnels together (the lab's throttle shapes each tunnel on its own, so
+the rates measured differ while the verdicts agree: tests/targets/test_target_squid_throttle.py).
+
 Not expressed: TLS inspection with a squid built without OpenSSL, refusals other than 403 or a
-reset, and any fault with no Policy meaning (see `proxy_lab.targets.product`).
+reset, a throttle on uploads, and any fault with no Policy meaning (see `proxy_lab.targets.product`).
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ def squid_conf(policy: Policy, facts: LabFacts, *, scenario_id: str = "", ssl_bu
 
     `ssl_bump` says whether the binary can intercept TLS (see `supports_ssl_bump`).
     """
-    policy.skip_unexpressed(NAME)
+    policy.skip_unexpressed(NAME, shapes_downloads=True)
     if policy.tls_inspect and not ssl_bump:
         raise TargetSkipped(
             "squid cannot express fault 'tls_inspect': ssl_bump needs a squid built with OpenSSL "
@@ -126,8 +130,27 @@ def squid_conf(policy: Policy, facts: LabFacts, *, scenario_id: str = "", ssl_bu
             lines.append("http_access deny all")
     if policy.users:
         lines.append("http_access deny !lab_users")
-    lines += ["http_access allow localhost", "http_access deny all", ""]
+    lines += ["http_access allow localhost", "http_access deny all"]
+    if policy.shape_down_kbps is not None:
+        lines += _delay_pool(policy.shape_down_kbps)
+    lines.append("")
     return "\n".join(lines)
+
+
+def _delay_pool(kbps: float) -> list[str]:
+    """`throttle` as one aggregate delay pool (squid.conf.documented, delay_pools): Squid refills the
+    bucket once a second with `restore` bytes, up to `max`, and reads from servers (tunnels included)
+    only what the bucket holds. One second of traffic at most, starting empty: no burst above the rate.
+    """
+    per_second = max(1, round(kbps * 1000 / 8))
+    return [
+        f"# throttle: {kbps:g} kbit/s of what servers send (delay pools do not shape uploads)",
+        "delay_pools 1",
+        "delay_class 1 1",
+        f"delay_parameters 1 {per_second}/{per_second}",
+        "delay_initial_bucket_level 0",
+        "delay_access 1 allow all",
+    ]
 
 
 # The corporate CA (certificate and key in one PEM) signs the certificates Squid mints per host.

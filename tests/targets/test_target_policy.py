@@ -49,9 +49,40 @@ def test_a_fault_scoped_to_some_hosts_is_not_expressed() -> None:
 
 
 def test_a_fault_without_a_product_meaning_is_not_expressed_and_skips_every_product() -> None:
-    p = policy_from_spec(spec(FaultSpec("throttle", {"rate_kbps": 256})))
-    with pytest.raises(TargetSkipped, match="tinyproxy cannot express fault 'throttle'"):
-        p.skip_unexpressed("tinyproxy")
+    p = policy_from_spec(spec(FaultSpec("socks_only", {})))
+    assert p.unexpressed == ("fault 'socks_only'",)
+    for product in ("tinyproxy", "squid", "mitmproxy", "proxy.py"):
+        with pytest.raises(TargetSkipped, match=f"{product} cannot express fault 'socks_only'"):
+            p.skip_unexpressed(product, shapes_downloads=True)
+
+
+def test_throttle_is_a_rate_each_way_and_0_leaves_a_direction_unshaped() -> None:
+    both = policy_from_spec(spec(FaultSpec("throttle", {"rate_kbps": 256})))
+    assert (both.shape_down_kbps, both.shape_up_kbps, both.unexpressed) == (256.0, 256.0, ())
+    down = policy_from_spec(spec(FaultSpec("throttle", {"rate_kbps": 128, "up_kbps": 0})))
+    assert (down.shape_down_kbps, down.shape_up_kbps) == (128.0, None)
+    split = policy_from_spec(spec(FaultSpec("throttle", {"down_kbps": 1000, "up_kbps": 384})))
+    assert (split.shape_down_kbps, split.shape_up_kbps) == (1000.0, 384.0)
+    default = policy_from_spec(spec(FaultSpec("throttle", {})))
+    assert (default.shape_down_kbps, default.shape_up_kbps) == (384.0, 384.0)  # the fault's default rate
+    # what a product's shaper cannot mean stays unexpressed
+    assert policy_from_spec(spec(FaultSpec("throttle", {"rate_kbps": 128, "bucket_bytes": 65536}))).unexpressed == (
+        "fault 'throttle' setting(s) bucket_bytes",
+    )
+    with pytest.raises(TargetSkipped, match="rate_kbps must be a number"):
+        policy_from_spec(spec(FaultSpec("throttle", {"rate_kbps": "fast"})))
+
+
+def test_a_shaped_link_skips_every_product_but_squid_and_squid_for_uploads() -> None:
+    both = policy_from_spec(spec(FaultSpec("throttle", {"rate_kbps": 256})))
+    down = policy_from_spec(spec(FaultSpec("throttle", {"rate_kbps": 256, "up_kbps": 0})))
+    for product in ("tinyproxy", "mitmproxy", "proxy.py"):
+        for p in (both, down):
+            with pytest.raises(TargetSkipped, match=f"{product} cannot express fault 'throttle' on bandwidth"):
+                p.skip_unexpressed(product)
+    with pytest.raises(TargetSkipped, match="squid cannot express fault 'throttle' on uploads: delay_pools"):
+        both.skip_unexpressed("squid", shapes_downloads=True)
+    down.skip_unexpressed("squid", shapes_downloads=True)  # negative control: downloads alone are fine
 
 
 def test_an_unknown_setting_of_a_known_fault_is_not_expressed() -> None:

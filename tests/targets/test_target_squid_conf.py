@@ -92,8 +92,23 @@ def test_tls_inspection_is_skipped_without_squid_openssl(facts: LabFacts) -> Non
 
 
 def test_a_fault_squid_cannot_express_is_skipped_never_passed(facts: LabFacts) -> None:
-    with pytest.raises(TargetSkipped, match="squid cannot express fault 'throttle'"):
+    with pytest.raises(TargetSkipped, match="squid cannot express fault 'socks_only'"):
+        conf(facts, FaultSpec("socks_only", {}))
+    with pytest.raises(TargetSkipped, match="squid cannot express fault 'throttle' on uploads"):
         conf(facts, FaultSpec("throttle", {"rate_kbps": 256}))
+
+
+def test_a_download_throttle_is_one_delay_pool_starting_empty(facts: LabFacts) -> None:
+    text = conf(facts, FaultSpec("throttle", {"rate_kbps": 128, "up_kbps": 0}))
+    pool = [line for line in text.splitlines() if line.startswith("delay_")]
+    assert pool == [
+        "delay_pools 1",
+        "delay_class 1 1",
+        "delay_parameters 1 16000/16000",  # 128 kbit/s = 16,000 bytes/s, refilled once a second
+        "delay_initial_bucket_level 0",
+        "delay_access 1 allow all",
+    ]
+    assert not any(line.startswith("delay_") for line in conf(facts).splitlines())  # negative control
 
 
 def test_the_launch_runs_squid_in_the_foreground_as_user_proxy(facts: LabFacts) -> None:
@@ -114,6 +129,7 @@ def test_the_launch_runs_squid_in_the_foreground_as_user_proxy(facts: LabFacts) 
         ProxySpec(faults=(FaultSpec("deny_hosts", {"patterns": ["*.teamviewer.com", "pb-ota.redbend.com"]}),)),
         ProxySpec(faults=(FaultSpec("allow_hosts", {"patterns": ["*.pb.com"]}), FaultSpec("allow_ports", {"ports_allowed": [443], "action": "reset"}))),
         ProxySpec(faults=(FaultSpec("tls_inspect", {"bypass": ["*.pb.com", "pb-ota.redbend.com"]}),)),
+        ProxySpec(faults=(FaultSpec("throttle", {"rate_kbps": 128, "up_kbps": 0}),)),
     ],
 )
 def test_squid_itself_parses_the_generated_configuration(proxy: ProxySpec, tmp_path: Path) -> None:
