@@ -1,14 +1,23 @@
-"""Advice: for an observed failure, the guide's rule it breaks and the change that fixes it.
+"""Advice: for an observed failure, its cause, the guide's rule it breaks and the change that fixes it.
 
-Pure functions over a Result (its outcome and evidence). Shared by the terminal, the reports and the
-field check, so every place a failure is shown gives the same rule and the same remedy.
+This module owns the one table of remedies, `CAUSES`: each cause names the proxy feature that
+produces a failure and holds the one sentence saying what to change, a template whose fields
+(`{hosts}`, `{ports}`, `{issuer}`, ...; see `Scope.fields`) name what it applies to. `cause_of`
+recognises the cause in a Result's evidence. `remedy(result)` fills the template for one result
+(the reports); the field check (proxy_lab.check) fills the same template for every host and port a
+finding groups. Pure functions over Results (outcome and evidence), so every place a failure is
+shown gives the same rule and the same remedy.
 """
 
 from __future__ import annotations
 
+import string
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from proxy_lab.outcomes import Outcome, Result
+from proxy_lab.resolver import is_ip
 
 GUIDE_RULES: dict[Outcome, str] = {
     Outcome.REFUSED: (
@@ -40,66 +49,269 @@ GUIDE_RULES: dict[Outcome, str] = {
 }
 
 
-def _port(result: Result) -> int | None:
+# The ports the guide asks a proxy to tunnel (Guide, Ports); what `{ports}` says when a finding names none.
+GUIDE_PORTS = (80, 443, 5938)
+
+
+def _host(url: str) -> str:
     try:
-        return urlsplit(result.endpoint).port or {"http": 80, "https": 443}.get(urlsplit(result.endpoint).scheme)
+        return urlsplit(url).hostname or url
+    except ValueError:
+        return url
+
+
+def _port(url: str) -> int | None:
+    try:
+        parts = urlsplit(url)
+        return parts.port or {"http": 80, "https": 443, "dns+udp": 53, "dns+tcp": 53}.get(parts.scheme)
     except ValueError:
         return None
 
 
-def remedy(result: Result) -> str:
-    """A specific change to the proxy (or site) that would turn this result into a pass."""
-    ev = result.evidence
-    host = urlsplit(result.endpoint).hostname or result.endpoint
-    port = _port(result)
-    squid_error = (ev.header("X-Squid-Error") or "").split(" ")[0]
-    match result.outcome:
-        case Outcome.REFUSED:
-            if squid_error == "ERR_ACCESS_DENIED" and port not in (None, 443):
-                return (
-                    f"allow CONNECT to port {port}: on Squid add it to SSL_ports (acl SSL_ports port 443 80 5938); "
-                    "on tinyproxy add 'ConnectPort {port}'; or exempt the meter's address from the port rule"
-                ).replace("{port}", str(port))
-            if ev.connect_status == 401:
-                return "answer proxy authentication with 407 and Proxy-Authenticate (RFC 9110 §11.7.1), not 401; or exempt the meter"
-            if ev.connect_status == 407:
-                return "send a Proxy-Authenticate: Basic challenge with the 407 (RFC 9110 §11.7.1)"
-            if ev.connect_status is not None and 200 < ev.connect_status < 300:
-                return "answer a successful CONNECT with exactly '200 Connection established' (the meter, like Android, accepts only 200)"
-            if ev.connect_status == 200 and ev.http_status is not None:
-                return f"stop filtering plain HTTP to {host}: allow it in the web filter (HTTP {ev.http_status} came back inside the tunnel)"
-            return f"allow CONNECT to {host}:{port} for the meter (add it to the proxy's allow list; remove it from deny and exclusion lists)"
+def _and(items: Sequence[str]) -> str:
+    """`a`, `a and b`, `a, b and c`: a list as a sentence says it."""
+    if len(items) < 2:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def compact_hosts(hosts: Sequence[str]) -> list[str]:
+    """Hosts as a person writes a bypass list: `*.pb.com (12 hosts)` where three or more share a domain."""
+    by_domain: dict[str, list[str]] = {}
+    for h in dict.fromkeys(hosts):
+        labels = h.split(".")
+        domain = ".".join(labels[-2:]) if len(labels) > 2 and not is_ip(h) else h
+        by_domain.setdefault(domain, []).append(h)
+    out: list[str] = []
+    for domain, members in by_domain.items():
+        out.extend([f"*.{domain} ({len(members)} hosts)"] if len(members) >= 3 else members)
+    return out
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a remedy applies to: the hosts, ports and evidence of one failing result, or of every
+    result a finding of the field check groups."""
+
+    hosts: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
+    issuers: tuple[str, ...] = ()
+    schemes: tuple[str, ...] = ()
+    seen: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, results: Iterable[Result]) -> Scope:
+        """The scope of one result (its remedy) or of the several a finding groups (the check's)."""
+        rs = list(results)
+        evs = [r.evidence for r in rs]
+        return cls(
+            hosts=tuple(dict.fromkeys(_host(r.endpoint) for r in rs)),
+            ports=tuple(sorted({p for r in rs if (p := _port(r.endpoint)) is not None})),
+            issuers=tuple(dict.fromkeys(ev.chain_shown[0].issuer for ev in evs if ev.chain_shown)),
+            schemes=tuple(dict.fromkeys(s.split()[0] for ev in evs for s in ev.auth_schemes if s.split())),
+            seen=tuple(dict.fromkeys(cause_of(r)[1] for r in rs)),
+        )
+
+    @classmethod
+    def of_urls(cls, urls: Iterable[str], seen: str = "") -> Scope:
+        """For a finding that kept only its endpoints and what was seen."""
+        us = list(urls)
+        ports = {p for u in us if (p := _port(u)) is not None}
+        return cls(tuple(dict.fromkeys(map(_host, us))), tuple(sorted(ports)), seen=(seen,) if seen else ())
+
+    def fields(self) -> dict[str, str]:
+        """The values a remedy template may name, each said for one item or for several."""
+        ports = self.ports or GUIDE_PORTS
+        return {
+            # `a.pb.com`; `x.com, y.com and *.pb.com (3 hosts)`: last in a sentence, as the list may be long
+            "hosts": _and(compact_hosts(self.hosts)) or "the guide's hosts",
+            "these_hosts": "this host" if len(self.hosts) == 1 else "these hosts",
+            "ports": f"port {ports[0]}" if len(ports) == 1 else f"ports {_and([str(p) for p in ports])}",
+            "ports_it": "it" if len(ports) == 1 else "them",  # the ports, as a pronoun
+            "connect_ports": _and([f"'ConnectPort {p}'" for p in ports]),  # tinyproxy takes one port per line
+            "issuer": _and([f"'{i}'" for i in self.issuers]) or "an unknown CA",
+            "schemes": ", ".join(self.schemes) or "schemes other than Basic",
+            "seen": _and(self.seen) or "an answer the meter does not accept",
+        }
+
+
+REMEDY_FIELDS = frozenset(Scope().fields())
+
+
+@dataclass(frozen=True)
+class Cause:
+    """A proxy behaviour recognised in the evidence: `id` names the feature (and the lab fault);
+    `remedy` is the one sentence that fixes it, a template over the fields of `Scope.fields`."""
+
+    id: str
+    title: str
+    remedy: str
+
+    def __post_init__(self) -> None:
+        names = {name for _, name, _, _ in string.Formatter().parse(self.remedy) if name is not None}
+        if unknown := names - REMEDY_FIELDS:
+            raise ValueError(
+                f"cause {self.id!r}: remedy names unknown fields {sorted(unknown)}; "
+                f"expected some of {sorted(REMEDY_FIELDS)}"
+            )
+
+    def remedy_for(self, scope: Scope) -> str:
+        """The remedy said for these hosts, ports and evidence."""
+        return self.remedy.format_map(scope.fields())
+
+
+def cause_of(r: Result) -> tuple[str, str]:
+    """(cause id, what was seen) for one failing result, from its evidence only."""
+    ev = r.evidence
+    squid = (ev.header("X-Squid-Error") or "").split(" ")[0]
+    status = ev.connect_status
+    text = f"{r.detail} {' '.join(ev.transcript)}".lower()
+    match r.outcome:
+        case Outcome.PROTOCOL_MISMATCH:
+            if status == 200:
+                return "connect_quirks", "bytes after the 200 head"
+            return "socks_only", "a non-HTTP answer to CONNECT"
         case Outcome.AUTH_REQUIRED:
-            schemes = [s for s in ev.auth_schemes if s]
+            schemes = [s.split()[0] for s in ev.auth_schemes if s.split()]
             if schemes and not any(s.lower() == "basic" for s in schemes):
-                return (
-                    f"the proxy offers only {', '.join(schemes)}: the meter supports Basic only; add a Basic realm "
-                    "for the meter, or exempt its address from authentication"
-                )
-            return "check the proxy username and password typed on the meter (both may be case sensitive) against the proxy's user store"
+                return "auth_schemes", f"offers only {', '.join(dict.fromkeys(schemes))}"
+            return "credentials", "407 Basic again after the credentials were sent"
         case Outcome.TLS_INTERCEPTED:
             issuer = ev.chain_shown[0].issuer if ev.chain_shown else "an unknown CA"
-            return f"TLS to {host} re-signed by '{issuer}': exempt {host} from SSL inspection (splice/do-not-inspect by SNI)"
-        case Outcome.PROTOCOL_MISMATCH:
-            if ev.connect_status == 200:
-                return "send nothing after the '200 Connection established' head: the tunnel must carry only the server's bytes"
-            return "give the meter an HTTP proxy port that accepts CONNECT; SOCKS and other protocols are not supported"
+            return "tls_inspect", f"re-signed by '{issuer}'"
+        case Outcome.REFUSED:
+            if status == 401:
+                return "challenge_style", "401 + WWW-Authenticate"
+            if status == 407:
+                return "challenge_style", "407 without a Proxy-Authenticate challenge"
+            if status is not None and 200 < status < 300:
+                return "connect_quirks", f"{status} {ev.connect_reason}".strip()
+            if status == 200 and ev.http_status is not None:
+                return "block_page", f"HTTP {ev.http_status} inside the tunnel"
+            if squid == "ERR_ACCESS_DENIED" and _port(r.endpoint) != 443:
+                return "allow_ports", f"CONNECT to port {_port(r.endpoint)} refused ({status} {squid})"
+            if squid == "ERR_ACCESS_DENIED":
+                return "exclusions", f"CONNECT to {_host(r.endpoint)} refused ({status} {squid})"
+            if status == 405:
+                return "allow_ports", f"CONNECT to port {_port(r.endpoint)} answered 405"
+            policy = ev.header("X-Web-Filter-Policy") or ""
+            if status == 403 and "allow" in policy.lower():
+                return "allow_hosts", f"block page for {_host(r.endpoint)} ({policy})"
+            if status == 403 and (ev.header("X-Web-Filter-Category") or "block" in text or "filter" in text):
+                category = ev.header("X-Web-Filter-Category") or "unknown category"
+                return "deny_hosts", f"block page for {_host(r.endpoint)} (category {category})"
+            return "refused", f"{status} {ev.connect_reason}".strip()
         case Outcome.UNREACHABLE:
-            if squid_error.startswith("ERR_DNS_FAIL") or ev.connect_status in (502, 503):
-                return f"let the proxy resolve and reach {host} (DNS and firewall on the proxy's upstream side)"
-            if result.evidence.connect_status is None and port == 53:
-                return "allow DNS to 8.8.8.8 on port 53 over both UDP and TCP"
-            return "check the proxy address and port typed on the meter, and that the proxy accepts connections from it"
-        case Outcome.TIMEOUT:
-            return f"make sure {host}:{port} answers through the proxy within seconds: no black hole, no excessive delay"
+            if squid.startswith("ERR_DNS_FAIL") or status == 502:
+                return "dns_fail", f"{status} {squid or ev.connect_reason}".strip()
+            if status in (503, 504):
+                return "upstream", f"{status} {squid or ev.connect_reason}".strip()
+            if not r.endpoint.startswith(("dns+udp", "dns+tcp")) and status is None:
+                return "port_closed", "the proxy closed the connection without answering"
+            return "dns_direct", "no answer from 8.8.8.8:53"
         case Outcome.RESET:
-            return f"do not cut tunnels to {host}:{port} (idle timeouts, byte limits or resets on the proxy)"
+            if status is None:
+                return "port_reset", "the proxy reset the connection after CONNECT"
+            if _port(r.endpoint) in (5938, 5228) or "idle" in text:
+                return "idle_timeout", "a quiet tunnel was closed"
+            return "reset_after", "the tunnel was cut mid-exchange"
+        case Outcome.TIMEOUT:
+            return "latency", "no answer within the device's timeout"
         case Outcome.TAMPERED:
-            return f"exempt {host} from web filtering and content rewriting: the meter verifies what it receives"
+            if r.endpoint.endswith("generate_204") or "portal" in text or "block" in text:
+                return "block_page", "a block or portal page instead of the content"
+            return "tamper", "content altered in transit"
         case Outcome.DEGRADED:
-            return "give the meter at least 384 kbit/s each way (1 Mbit/s recommended) and avoid slow upstream paths"
-        case _:
-            return ""
+            if ev.kbps is not None:
+                return "throttle", f"{ev.kbps:.0f} kbit/s"
+            return "slow_setup", "CONNECT answered only after a long wait"
+    return "other", r.outcome.value
+
+
+# Most important first: the field check lists its findings in this order.
+CAUSES: dict[str, Cause] = {
+    c.id: c
+    for c in (
+        Cause("allow_ports", "port rule: CONNECT to ports other than 443 refused",
+              "allow CONNECT to {ports}: on Squid add {ports_it} to SSL_ports "
+              "(acl SSL_ports port 443 80 5938); on tinyproxy add {connect_ports}; "
+              "or exempt the meter's address from the port rule"),
+        Cause("port_closed", "port rule: the proxy closes CONNECTs to some ports without answering",
+              "allow CONNECT to {ports} for the meter; if every connection to the proxy fails, check the "
+              "proxy address and port typed on the meter and that the proxy accepts connections from it"),
+        Cause("port_reset", "port rule: the proxy resets CONNECTs to some ports (deny_info TCP_RESET)",
+              "allow CONNECT to {ports} for the meter: remove the port rule (or firewall) that resets these "
+              "connections, such as Squid's deny_info TCP_RESET"),
+        Cause("exclusions", "the proxy refuses some of the guide's hosts (exclusion or ACL: meant to go DIRECT?)",
+              "allow CONNECT to {these_hosts} through the proxy (add to its allow list; remove from "
+              "exclusion and deny lists), as the meter cannot use PAC files or bypass lists: {hosts}"),
+        Cause("deny_hosts", "web filter: block page for some of the guide's hosts",
+              "in the web filter, allow {these_hosts} for the meter, by host or by category: {hosts}"),
+        Cause("allow_hosts", "web filter allow-list misses some of the guide's hosts",
+              "add {these_hosts} to the web filter's allow-list for the meter: {hosts}"),
+        Cause("auth_schemes", "proxy authentication: the proxy offers no Basic scheme",
+              "the proxy offers only {schemes}: the meter supports Basic only; add a Basic realm for the "
+              "meter, or exempt its address from authentication"),
+        Cause("credentials", "proxy authentication: the username or password was rejected",
+              "check the proxy username and password typed on the meter (both may be case sensitive) "
+              "against the proxy's user store"),
+        Cause("challenge_style", "non-compliant authentication challenge",
+              "answer proxy authentication with 407 and a Proxy-Authenticate: Basic challenge "
+              "(RFC 9110 §11.7.1), or exempt the meter's address from authentication "
+              "(the proxy sent {seen})"),
+        Cause("tls_inspect", "SSL inspection: TLS re-signed by another CA",
+              "TLS re-signed by {issuer}: exempt {these_hosts} from SSL inspection "
+              "(splice/do-not-inspect by SNI): {hosts}"),
+        Cause("socks_only", "the proxy port does not speak HTTP (SOCKS?)",
+              "give the meter an HTTP proxy port that accepts CONNECT; "
+              "SOCKS and other protocols are not supported"),
+        Cause("connect_quirks", "non-standard answer to CONNECT",
+              "answer a successful CONNECT with exactly '200 Connection established' and nothing after the "
+              "head (the proxy sent {seen}): the meter, like Android, accepts only 200, and the tunnel must "
+              "carry only the server's bytes"),
+        Cause("dns_fail", "the proxy cannot resolve some of the guide's hosts",
+              "let the proxy resolve and reach {these_hosts} (its DNS first: forwarders, split horizon; "
+              "then its upstream firewall): {hosts}"),
+        Cause("upstream", "the proxy cannot reach some of the guide's hosts (firewall, routing, broken IPv6)",
+              "let the proxy reach {these_hosts} on {ports} (firewall, routing, IPv6 on its upstream side): "
+              "{hosts}"),
+        Cause("dns_direct", "direct DNS to 8.8.8.8 is blocked",
+              "allow DNS to 8.8.8.8 on port 53 over both UDP and TCP "
+              "(the meter's connectivity test uses it)"),
+        Cause("reset_after", "tunnels are cut mid-exchange",
+              "do not limit or cut tunnels to {these_hosts} on {ports} (byte or size limits, AV scanning, "
+              "resets on the proxy): {hosts}"),
+        Cause("idle_timeout", "quiet tunnels are closed (idle timeout)",
+              "raise the proxy's idle timeout for CONNECT tunnels to {these_hosts} on {ports} "
+              "(TeamViewer holds quiet sessions): {hosts}"),
+        Cause("latency", "answers arrive too late",
+              "make sure answers from {these_hosts} on {ports} come through the proxy within seconds "
+              "(reduce the delay on the proxy path; look for black holes or broken IPv6 upstream): {hosts}"),
+        Cause("block_page", "plain HTTP answered by a block or captive-portal page",
+              "exempt {these_hosts} from web filtering and portal redirection, as the meter needs the "
+              "origin's own answer (the proxy sent {seen}): {hosts}"),
+        Cause("tamper", "content altered in transit",
+              "exempt {these_hosts} from content rewriting (AV, compression, banners), as the meter verifies "
+              "what it receives: {hosts}"),
+        Cause("throttle", "bandwidth below the guide's 384 kbit/s floor",
+              "give the meter at least 384 kbit/s each way (1 Mbit/s recommended) "
+              "and avoid slow upstream paths"),
+        Cause("slow_setup", "slow tunnel set-up (broken IPv6 tried first? slow DNS?)",
+              "fix the proxy's upstream connect path to {these_hosts} (IPv6 routing, DNS): {hosts}"),
+        Cause("refused", "the proxy refused some CONNECTs",
+              "allow CONNECT to {these_hosts} on {ports} for the meter "
+              "(add to the proxy's allow list; remove from deny and exclusion lists): {hosts}"),
+        Cause("other", "other failures", "see the evidence"),
+    )
+}  # fmt: skip
+
+
+def remedy(result: Result) -> str:
+    """A specific change to the proxy (or site) that would turn this result into a pass: the remedy
+    of its cause in `CAUSES`, said for its host, port and evidence. Empty for a pass."""
+    if result.outcome == Outcome.PASS:
+        return ""
+    return CAUSES[cause_of(result)[0]].remedy_for(Scope.of([result]))
 
 
 def guide_rule(result: Result) -> str:

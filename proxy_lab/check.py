@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from proxy_lab.advice import guide_rule, remedy
+from proxy_lab.advice import CAUSES, Cause, Scope, cause_of, guide_rule, remedy
+from proxy_lab.advice import compact_hosts as compact_hosts  # re-exported: it was defined here
 from proxy_lab.catalog import MODELS, Catalog, Endpoint, load_catalog
 from proxy_lab.errors import ConfigError
 from proxy_lab.outcomes import Outcome, Result, worst
@@ -39,33 +40,17 @@ VERDICT_FAILS = "the meter will NOT work"
 
 
 # -- diagnosis -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Cause:
-    """A proxy behaviour recognised in the evidence: `id` names the feature (and the lab fault)."""
-
-    id: str
-    title: str
-    remedy: str
-
-
+# The causes, their one remedy sentence each and `cause_of` live in proxy_lab.advice, shared with the reports.
 @dataclass
 class Finding:
     cause: Cause
     services: list[str] = field(default_factory=list)
     endpoints: list[str] = field(default_factory=list)
     evidence: str = ""
+    results: list[Result] = field(default_factory=list, repr=False)  # the failing results grouped here
 
     def line(self) -> str:
-        return f"{self.cause.title}: {self.cause.remedy}"
-
-
-def _host(url: str) -> str:
-    return urlsplit(url).hostname or url
-
-
-def _port(url: str) -> int:
-    parts = urlsplit(url)
-    return parts.port or {"http": 80, "https": 443, "dns+udp": 53, "dns+tcp": 53}.get(parts.scheme, 0)
+        return f"{self.cause.title}: {specific_remedy(self)}"
 
 
 def _page_title(r: Result) -> str:
@@ -73,127 +58,6 @@ def _page_title(r: Result) -> str:
         if "title" in line.lower() and "block" in line.lower():
             return line
     return r.detail if "title" in r.detail else ""
-
-
-def cause_of(r: Result) -> tuple[str, str]:
-    """(cause id, what was seen) for one failing result, from its evidence only."""
-    ev = r.evidence
-    squid = (ev.header("X-Squid-Error") or "").split(" ")[0]
-    status = ev.connect_status
-    text = f"{r.detail} {' '.join(ev.transcript)}".lower()
-    match r.outcome:
-        case Outcome.PROTOCOL_MISMATCH:
-            if status == 200:
-                return "connect_quirks", "bytes after the 200 head"
-            return "socks_only", "a non-HTTP answer to CONNECT"
-        case Outcome.AUTH_REQUIRED:
-            schemes = [s.split()[0] for s in ev.auth_schemes if s]
-            if schemes and not any(s.lower() == "basic" for s in schemes):
-                return "auth_schemes", f"offers only {', '.join(dict.fromkeys(schemes))}"
-            return "credentials", "407 Basic again after the credentials were sent"
-        case Outcome.TLS_INTERCEPTED:
-            issuer = ev.chain_shown[0].issuer if ev.chain_shown else "an unknown CA"
-            return "tls_inspect", f"re-signed by '{issuer}'"
-        case Outcome.REFUSED:
-            if status == 401:
-                return "challenge_style", "401 + WWW-Authenticate instead of 407"
-            if status == 407:
-                return "challenge_style", "407 without a Proxy-Authenticate challenge"
-            if status is not None and 200 < status < 300:
-                return "connect_quirks", f"{status} instead of 200"
-            if status == 200 and ev.http_status is not None:
-                return "block_page", f"HTTP {ev.http_status} inside the tunnel"
-            if squid == "ERR_ACCESS_DENIED" and _port(r.endpoint) != 443:
-                return "allow_ports", f"CONNECT to port {_port(r.endpoint)} refused ({status} {squid})"
-            if squid == "ERR_ACCESS_DENIED":
-                return "exclusions", f"CONNECT to {_host(r.endpoint)} refused ({status} {squid})"
-            if status == 405:
-                return "allow_ports", f"CONNECT to port {_port(r.endpoint)} answered 405"
-            policy = ev.header("X-Web-Filter-Policy") or ""
-            if status == 403 and "allow" in policy.lower():
-                return "allow_hosts", f"block page for {_host(r.endpoint)} ({policy})"
-            if status == 403 and (ev.header("X-Web-Filter-Category") or "block" in text or "filter" in text):
-                category = ev.header("X-Web-Filter-Category") or "unknown category"
-                return "deny_hosts", f"block page for {_host(r.endpoint)} (category {category})"
-            return "refused", f"{status} {ev.connect_reason}".strip()
-        case Outcome.UNREACHABLE:
-            if squid.startswith("ERR_DNS_FAIL") or status == 502:
-                return "dns_fail", f"{status} {squid or ev.connect_reason}".strip()
-            if status in (503, 504):
-                return "upstream", f"{status} {squid or ev.connect_reason}".strip()
-            if not r.endpoint.startswith(("dns+udp", "dns+tcp")) and status is None:
-                return "port_closed", "the proxy closed the connection without answering"
-            return "dns_direct", "no answer from 8.8.8.8:53"
-        case Outcome.RESET:
-            if status is None:
-                return "port_reset", "the proxy reset the connection after CONNECT"
-            if _port(r.endpoint) in (5938, 5228) or "idle" in text:
-                return "idle_timeout", "a quiet tunnel was closed"
-            return "reset_after", "the tunnel was cut mid-exchange"
-        case Outcome.TIMEOUT:
-            return "latency", "no answer within the device's timeout"
-        case Outcome.TAMPERED:
-            if r.endpoint.endswith("generate_204") or "portal" in text or "block" in text:
-                return "block_page", "a block or portal page instead of the content"
-            return "tamper", "content altered in transit"
-        case Outcome.DEGRADED:
-            if ev.kbps is not None:
-                return "throttle", f"{ev.kbps:.0f} kbit/s"
-            return "slow_setup", "CONNECT answered only after a long wait"
-    return "other", r.outcome.value
-
-
-CAUSES: dict[str, Cause] = {
-    c.id: c
-    for c in (
-        Cause("allow_ports", "port rule: CONNECT to ports other than 443 refused",
-              "allow CONNECT to ports 80, 443 and 5938 (Squid: acl SSL_ports port 443 80 5938; tinyproxy: ConnectPort 80, 443, 5938)"),
-        Cause("port_closed", "port rule: the proxy closes CONNECTs to some ports without answering",
-              "allow CONNECT to ports 80, 443 and 5938 for the meter"),
-        Cause("port_reset", "port rule: the proxy resets CONNECTs to some ports (deny_info TCP_RESET)",
-              "allow CONNECT to ports 80, 443 and 5938 for the meter"),
-        Cause("exclusions", "the proxy refuses some of the guide's hosts (exclusion or ACL: meant to go DIRECT?)",
-              "allow these hosts through the proxy: the meter cannot use PAC or bypass lists"),
-        Cause("deny_hosts", "web filter: block page for some of the guide's hosts",
-              "allow these hosts (and their category) in the web filter for the meter"),
-        Cause("allow_hosts", "web filter allow-list misses some of the guide's hosts",
-              "add these hosts to the allow-list"),
-        Cause("auth_schemes", "proxy authentication: the proxy offers no Basic scheme",
-              "the meter supports Basic only: add a Basic realm for the meter, or exempt its address from authentication"),
-        Cause("credentials", "proxy authentication: the username or password was rejected",
-              "check the proxy username and password (both may be case sensitive)"),
-        Cause("challenge_style", "non-compliant authentication challenge",
-              "challenge with 407 and Proxy-Authenticate: Basic (RFC 9110 §11.7.1)"),
-        Cause("tls_inspect", "SSL inspection: TLS re-signed by another CA",
-              "exempt these hosts from SSL inspection (splice by SNI)"),
-        Cause("socks_only", "the proxy port does not speak HTTP (SOCKS?)",
-              "the meter supports HTTP CONNECT only: give it an HTTP proxy port"),
-        Cause("connect_quirks", "non-standard answer to CONNECT",
-              "answer a successful CONNECT with exactly '200 Connection established' and nothing after the head"),
-        Cause("dns_fail", "the proxy cannot resolve some of the guide's hosts",
-              "fix the proxy's DNS for these hosts (forwarders, split horizon)"),
-        Cause("upstream", "the proxy cannot reach some of the guide's hosts (firewall, routing, broken IPv6)",
-              "let the proxy reach these hosts on their ports (firewall, routing, IPv6)"),
-        Cause("dns_direct", "direct DNS to 8.8.8.8 is blocked",
-              "allow DNS to 8.8.8.8 on port 53 over both UDP and TCP (the meter's connectivity test uses it)"),
-        Cause("reset_after", "tunnels are cut mid-exchange",
-              "do not limit or cut tunnels to these hosts (size limits, AV scanning, resets)"),
-        Cause("idle_timeout", "quiet tunnels are closed (idle timeout)",
-              "raise the proxy's idle timeout for CONNECT tunnels (TeamViewer holds quiet sessions)"),
-        Cause("latency", "answers arrive too late",
-              "reduce the delay on the proxy path; look for black holes or broken IPv6 upstream"),
-        Cause("block_page", "plain HTTP answered by a block or captive-portal page",
-              "exempt these hosts from web filtering and portal redirection"),
-        Cause("tamper", "content altered in transit",
-              "exempt these hosts from content rewriting (AV, compression, banners)"),
-        Cause("throttle", "bandwidth below the guide's 384 kbit/s floor",
-              "give the meter at least 384 kbit/s each way (1 Mbit/s recommended)"),
-        Cause("slow_setup", "slow tunnel set-up (broken IPv6 tried first? slow DNS?)",
-              "fix the proxy's upstream connect path (IPv6 routing, DNS)"),
-        Cause("refused", "the proxy refused some CONNECTs", "allow CONNECT to these hosts and ports for the meter"),
-        Cause("other", "other failures", "see the evidence"),
-    )
-}  # fmt: skip
 
 
 def diagnose(results: Sequence[Result]) -> list[Finding]:
@@ -207,35 +71,15 @@ def diagnose(results: Sequence[Result]) -> list[Finding]:
         if r.service not in f.services:
             f.services.append(r.service)
         f.endpoints.append(r.endpoint)
+        f.results.append(r)
     order = list(CAUSES)
     return sorted(findings.values(), key=lambda f: order.index(f.cause.id))
 
 
-def compact_hosts(hosts: Sequence[str]) -> list[str]:
-    """Hosts as a person writes a bypass list: `*.pb.com (12 hosts)` where three or more share a domain."""
-    by_domain: dict[str, list[str]] = {}
-    for h in dict.fromkeys(hosts):
-        labels = h.split(".")
-        domain = ".".join(labels[-2:]) if len(labels) > 2 and not is_ip(h) else h
-        by_domain.setdefault(domain, []).append(h)
-    out: list[str] = []
-    for domain, members in by_domain.items():
-        out.extend([f"*.{domain} ({len(members)} hosts)"] if len(members) >= 3 else members)
-    return out
-
-
 def specific_remedy(f: Finding) -> str:
-    hosts = compact_hosts([_host(e) for e in f.endpoints])
-    ports = sorted({_port(e) for e in f.endpoints})
-    if f.cause.id in ("allow_ports", "port_closed", "port_reset"):
-        return f"CONNECT to port(s) {', '.join(map(str, ports))} refused: {f.cause.remedy}"
-    if f.cause.id == "tls_inspect":
-        return f"TLS {f.evidence}: {f.cause.remedy}: {', '.join(hosts)}"
-    if f.cause.id == "auth_schemes":
-        return f"the proxy {f.evidence}: {f.cause.remedy}"
-    if f.cause.id in ("exclusions", "deny_hosts", "allow_hosts", "dns_fail", "upstream", "block_page", "tamper"):
-        return f"{f.cause.remedy}: {', '.join(hosts)}"
-    return f.cause.remedy
+    """The finding's remedy: its cause's one sentence in `CAUSES`, said for every host and port it groups."""
+    scope = Scope.of(f.results) if f.results else Scope.of_urls(f.endpoints, f.evidence)
+    return f.cause.remedy_for(scope)
 
 
 # -- verdict -------------------------------------------------------------------------------------
