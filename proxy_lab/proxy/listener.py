@@ -18,7 +18,7 @@ import logging
 import socket
 from collections.abc import Callable
 
-from proxy_lab.proxy.poller import EXCLUSIVE, IN, Poller
+from proxy_lab.proxy.poller import IN, Poller
 from proxy_lab.resolver import Address
 
 log = logging.getLogger("proxy_lab.proxy")
@@ -76,8 +76,7 @@ class Listener:
         if defer:
             with contextlib.suppress(AttributeError, OSError):  # Linux only; elsewhere accept() wakes early
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, DEFER_ACCEPT_S)
-        # Exclusive: of the worker processes sharing the socket, one is woken per connection.
-        poller.register(self._fd, IN | EXCLUSIVE, self._ready)
+        poller.register(self._fd, IN, self._ready)
 
     def _ready(self, events: int) -> None:
         """Accept one connection. The poller is level-triggered: with more waiting it calls again on
@@ -105,7 +104,7 @@ class Listener:
     def _resume_accepting(self) -> None:
         self._resume = None
         if not self._closed:
-            self._poller.register(self._fd, IN | EXCLUSIVE, self._ready)
+            self._poller.register(self._fd, IN, self._ready)
 
     def close(self) -> None:
         if self._closed:

@@ -4,10 +4,11 @@ The plain path (fastpath.py) watches two sockets per tunnel and changes what it 
 a few times in a tunnel's life (connecting, reading, a write the peer did not take yet, EOF).
 Through the event loop's `add_reader`/`add_writer` each of those changes costs uvloop a handle and
 up to four system calls (it probes the descriptor, and its first epoll_ctl fails on every new
-socket), and every event a handle object. Here each change is one epoll_ctl, each wake-up of the
-event loop one `epoll.poll(0)` that hands back every ready socket, and the listening socket is
-registered with EPOLLEXCLUSIVE, so that of several worker processes sharing it only one is woken
-per connection. The event loop watches this epoll set's descriptor like any other socket.
+socket), and every event a handle object. Here each change is one epoll_ctl, and each wake-up of
+the event loop one `epoll.poll(0)` that hands back every ready socket. The event loop watches this
+epoll set's descriptor like any other socket. (A nested set cannot make EPOLLEXCLUSIVE work: the
+kernel wakes every set that watches a shared listening socket, which is why run_proxy's workers
+each listen on a socket of their own, workers.py.)
 
 Level-triggered: a handler that does not consume its event is called again on the next wake-up.
 """
@@ -27,7 +28,6 @@ IN = getattr(select, "EPOLLIN", 1)
 OUT = getattr(select, "EPOLLOUT", 4)
 ERR = getattr(select, "EPOLLERR", 8)
 HUP = getattr(select, "EPOLLHUP", 16)
-EXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
 MAX_EVENTS = 256  # per wake-up; the rest are still ready at the next one
 READ_SIZE = 256 * 1024  # one read from a socket at most (asyncio's transports read 256 KiB too)
 
