@@ -204,9 +204,7 @@ class LabProxy:
         elif self._listen_socket is not None:
             self._server = await loop.create_server(self._accept, sock=self._listen_socket, backlog=BACKLOG)
         else:
-            self._server = await loop.create_server(
-                self._accept, host, port, reuse_address=True, backlog=BACKLOG
-            )
+            self._server = await loop.create_server(self._accept, host, port, reuse_address=True, backlog=BACKLOG)
         sock = self._server.sockets[0]
         self._address = _address_of(sock.getsockname())
         with contextlib.suppress(ValueError):
@@ -439,9 +437,7 @@ class LabProxy:
         stats.connections_open += 1
         try:
             data = sock.recv(FIRST_READ)
-        except (BlockingIOError, InterruptedError):
-            data = b""
-        except OSError:  # reset before a byte came: the general path records it
+        except OSError:  # nothing yet (no TCP_DEFER_ACCEPT), or a reset: the general path waits or records it
             data = b""
         if data and stats.connections_open <= self.config.max_connections:
             try:
