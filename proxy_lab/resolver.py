@@ -16,6 +16,13 @@ from typing import Protocol
 Address = tuple[str, int]
 
 
+def address_of(raw: object) -> Address:
+    """(host, port) of a socket address as the socket module gives it (IPv6: 4 items); ("?", 0) if none."""
+    if isinstance(raw, tuple) and len(raw) >= 2:
+        return (str(raw[0]), int(raw[1]))
+    return ("?", 0)
+
+
 class ResolveError(LookupError):
     """A name could not be resolved; `host` names what was asked."""
 

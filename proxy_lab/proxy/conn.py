@@ -22,18 +22,12 @@ from typing import TYPE_CHECKING, Any, cast
 from proxy_lab.proxy.deadlines import Deadlines
 from proxy_lab.proxy.faults.base import AnswerFn, ClientConn, Ctx
 from proxy_lab.proxy.relay import set_linger_reset
-from proxy_lab.resolver import Address
+from proxy_lab.resolver import Address, address_of
 from proxy_lab.tasks import create_task
 
 Handler = Callable[["ClientProtocol"], Coroutine[Any, Any, None]]
 # The sans-IO head parser (parse_connect with the proxy's limits): a parsed head, None, or raises.
 HeadParser = Callable[[bytearray], Any]
-
-
-def _address(raw: object) -> Address:
-    if isinstance(raw, tuple) and len(raw) >= 2:
-        return (str(raw[0]), int(raw[1]))
-    return ("?", 0)
 
 
 class ClientProtocol(asyncio.Protocol):
@@ -92,7 +86,7 @@ class ClientProtocol(asyncio.Protocol):
     @property
     def peer(self) -> Address:
         if self._peer is None:
-            self._peer = _address(self.transport.get_extra_info("peername")) if self.transport else ("?", 0)
+            self._peer = address_of(self.transport.get_extra_info("peername")) if self.transport else ("?", 0)
         return self._peer
 
     @peer.setter
@@ -102,7 +96,7 @@ class ClientProtocol(asyncio.Protocol):
     @property
     def sockname(self) -> Address:
         if self._sockname is None:
-            self._sockname = _address(self.transport.get_extra_info("sockname")) if self.transport else ("?", 0)
+            self._sockname = address_of(self.transport.get_extra_info("sockname")) if self.transport else ("?", 0)
         return self._sockname
 
     @sockname.setter

@@ -19,7 +19,7 @@ import socket
 from collections.abc import Callable
 
 from proxy_lab.proxy.poller import IN, Poller
-from proxy_lab.resolver import Address
+from proxy_lab.resolver import Address, address_of
 
 log = logging.getLogger("proxy_lab.proxy")
 
@@ -48,12 +48,6 @@ def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socke
         sock.close()
         raise
     return sock
-
-
-def _address(raw: object) -> Address:
-    if isinstance(raw, tuple) and len(raw) >= 2:
-        return (str(raw[0]), int(raw[1]))
-    return ("?", 0)
 
 
 class Listener:
@@ -96,7 +90,7 @@ class Listener:
             return
         try:
             conn.setblocking(False)  # TCP_NODELAY it inherits from the listening socket (Linux)
-            self._on_accept(conn, _address(peer))
+            self._on_accept(conn, address_of(peer))
         except Exception:
             log.exception("lab proxy: connection from %s failed on accept", peer)
             conn.close()

@@ -46,19 +46,18 @@ from proxy_lab.proxy.auth import BasicAuth
 from proxy_lab.proxy.conn import ClientProtocol
 from proxy_lab.proxy.deadlines import Deadlines, Timeouts
 from proxy_lab.proxy.events import ConnectRequest, Refusal
-from proxy_lab.proxy.fastpath import PlainTunnel, refuse_connect, serve_plain
+from proxy_lab.proxy.fastpath import ESTABLISHED, PlainTunnel, refuse_connect, serve_plain
 from proxy_lab.proxy.faults.base import AnswerFn, Ctx, Fault, OpenNext, Refuse, ResolveNext, Stage
 from proxy_lab.proxy.listener import BACKLOG, Listener, listening_socket
 from proxy_lab.proxy.parse import parse_connect
 from proxy_lab.proxy.records import Event, ProxyLogRecord, ProxyStats
 from proxy_lab.proxy.relay import Tunnel
 from proxy_lab.proxy.responses import lab_error, squid_connect_fail, squid_dns_fail
-from proxy_lab.resolver import Address, MapResolver, ResolveError, Resolver, SystemResolver, is_ip
+from proxy_lab.resolver import Address, MapResolver, ResolveError, Resolver, SystemResolver, address_of, is_ip
 from proxy_lab.tasks import create_task
 
 logger = logging.getLogger("proxy_lab.proxy")
 
-ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
 MAX_ADDRESSES = 16  # upstream addresses tried per request
 _MEMO_HEADS = 512  # request heads remembered by _parse_head
 _MEMO_HEAD_BYTES = 1024  # longer heads are parsed every time
@@ -206,7 +205,7 @@ class LabProxy:
         else:
             self._server = await loop.create_server(self._accept, host, port, reuse_address=True, backlog=BACKLOG)
         sock = self._server.sockets[0]
-        self._address = _address_of(sock.getsockname())
+        self._address = address_of(sock.getsockname())
         with contextlib.suppress(ValueError):
             self._own_ip = ipaddress.ip_address(self._address[0])
         self._record("listening", f"lab proxy listening on {self.url} ({self._describe()})")
@@ -962,10 +961,6 @@ def _wrap_open(fault: Fault, ctx: Ctx, nxt: OpenNext) -> OpenNext:
         return fault.open_upstream(ctx, host, port, nxt)
 
     return call
-
-
-def _address_of(raw: Any) -> Address:
-    return (str(raw[0]), int(raw[1]))
 
 
 def _target_hint(buf: bytes | bytearray) -> str:
