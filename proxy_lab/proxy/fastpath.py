@@ -32,6 +32,7 @@ cores, from fewer event-loop iterations and system calls per setup (docs/perform
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import contextlib
 import errno as errno_mod
@@ -57,12 +58,17 @@ ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
 _WOULD_BLOCK = (BlockingIOError, InterruptedError)
 _STREAM_NONBLOCK = socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0)  # Linux: no fcntl per socket
 _READ_EVENTS = IN | ERR | HUP
+# Every read and write here passes MSG_DONTWAIT: an accepted client socket stays in blocking mode
+# (listener.py saves the system call that would change it), and the flag makes each call
+# non-blocking all the same.
+DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 
-# What a failed connect reports: errno, message, whether it was the connect timeout.
-OnFailure = Callable[[int, str, bool], None]
-# Gives the tunnel its client socket and the bytes the client sent after its head, once the upstream
-# answered; None when the client has gone meanwhile.
-TakeClient = Callable[[], "tuple[socket.socket, bytes] | None"]
+# What a failed connect reports: the tunnel, errno, message, whether it was the connect timeout.
+OnFailure = Callable[["PlainTunnel", int, str, bool], None]
+# The client's socket and the bytes it sent after its head; or what gives them once the upstream
+# answered, None when the client has gone meanwhile.
+Client = tuple[_socket.socket, bytes]
+TakeClient = Client | Callable[[], Client | None]
 
 
 class _Direction:
@@ -72,7 +78,7 @@ class _Direction:
         "dst", "dst_side", "ended", "events", "moved", "pending", "shut", "src", "src_fd", "src_side", "tunnel",
     )  # fmt: skip
 
-    def __init__(self, tunnel: PlainTunnel, src: socket.socket, dst: socket.socket, src_side: str) -> None:
+    def __init__(self, tunnel: PlainTunnel, src: _socket.socket, dst: _socket.socket, src_side: str) -> None:
         self.tunnel = tunnel
         self.src, self.dst = src, dst
         self.src_fd = src.fileno()
@@ -88,7 +94,7 @@ class _Direction:
         """src has bytes, EOF or an error; the poller's handler for src while nothing else waits on it."""
         buffer = self.tunnel.poller.read_buffer  # shared: what dst does not take now is copied
         try:
-            n = self.src.recv_into(buffer)
+            n = self.src.recv_into(buffer, 0, DONTWAIT)
         except _WOULD_BLOCK:
             return
         except OSError as exc:
@@ -105,7 +111,7 @@ class _Direction:
     def send(self, data: bytes | memoryview) -> None:
         """Write `data` to dst; what dst does not take now waits, and src is not read meanwhile."""
         try:
-            sent = self.dst.send(data)
+            sent = self.dst.send(data, DONTWAIT)
         except _WOULD_BLOCK:
             sent = 0
         except OSError as exc:
@@ -118,7 +124,7 @@ class _Direction:
     def writable(self) -> None:
         pending = self.pending
         try:
-            sent = self.dst.send(pending)
+            sent = self.dst.send(pending, DONTWAIT)
         except _WOULD_BLOCK:
             return
         except OSError as exc:
@@ -138,8 +144,8 @@ class PlainTunnel:
     """One plain tunnel: connects upstream, answers 200, relays. Its bookkeeping is LabProxy's."""
 
     __slots__ = (
-        "client", "closed", "connect_failed", "done", "down", "opened", "peer", "poller", "proxy",
-        "request", "splice_ok", "spliced", "stats", "take_client", "up", "upstream", "user", "why_closed",
+        "address", "client", "closed", "connect_failed", "done", "down", "moved", "opened", "peer", "poller",
+        "proxy", "request", "splice_ok", "spliced", "stats", "take_client", "up", "upstream", "user", "why_closed",
     )  # fmt: skip
 
     def __init__(self, proxy: LabProxy, poller: Poller, request: ConnectRequest, user: str | None, peer: Address) -> None:
@@ -149,10 +155,12 @@ class PlainTunnel:
         self.request = request
         self.user = user
         self.peer = peer  # the client's address, for the log records
-        self.client: socket.socket | None = None
-        self.upstream: socket.socket | None = None
-        self.up: _Direction | None = None  # client -> upstream, once open
+        self.client: _socket.socket | None = None
+        self.upstream: _socket.socket | None = None
+        self.up: _Direction | None = None  # client -> upstream, from open to close
         self.down: _Direction | None = None  # upstream -> client
+        self.moved = (0, 0)  # bytes up and down, once closed
+        self.address: Address | None = None  # the upstream's
         self.opened = self.closed = False
         self.why_closed = ""
         self.done: asyncio.Future[None] | None = None  # made on demand (LabProxy.stop waits on it)
@@ -164,21 +172,24 @@ class PlainTunnel:
     # -- the bytes flowing through -------------------------------------------------------------------
     @property
     def bytes_client_to_upstream(self) -> int:
-        return self.up.moved if self.up is not None else 0
+        return self.up.moved if self.up is not None else self.moved[0]
 
     @property
     def bytes_upstream_to_client(self) -> int:
-        return self.down.moved if self.down is not None else 0
+        return self.down.moved if self.down is not None else self.moved[1]
 
     # -- connecting ---------------------------------------------------------------------------------
     def connect(self, address: Address, take_client: TakeClient, on_failure: OnFailure) -> None:
         """Connect to `address`; once it answers, take the client and open. On loopback that is done
-        before this returns; otherwise the poller waits for it within the connect timeout."""
+        before this returns; otherwise the poller waits for it within the connect timeout.
+        `on_failure` runs when it does not answer, with `take_client` still set."""
+        self.address = address
         self.take_client = take_client
         self.connect_failed = on_failure
         host, port = address
         try:
-            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, _STREAM_NONBLOCK)
+            # The C type: socket.socket's Python layer costs more than the system calls it wraps here.
+            sock = _socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, _STREAM_NONBLOCK)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as exc:
             self._failed(exc.errno or 0, exc.strerror or str(exc))
@@ -198,7 +209,7 @@ class PlainTunnel:
         if code:
             self._failed(code, os.strerror(code))
         else:
-            self._open()
+            self._open(False)
 
     def _connect_done(self, events: int) -> None:
         sock = self.upstream
@@ -209,7 +220,7 @@ class PlainTunnel:
             self.poller.unregister(sock.fileno())
             self._failed(code, os.strerror(code))
         else:
-            self._open()
+            self._open(True)
 
     def connect_timed_out(self) -> None:
         """The connect timeout (LabProxy._plain_connects) expired before the upstream answered."""
@@ -225,14 +236,16 @@ class PlainTunnel:
         self.closed = True
         self.proxy._tunnels.discard(self)
         self._set_done()
-        on_failure, self.connect_failed, self.take_client = self.connect_failed, None, None
+        on_failure, self.connect_failed = self.connect_failed, None
         if on_failure is not None:
-            on_failure(code, message, timed_out)
+            on_failure(self, code, message, timed_out)
+        self.take_client = None
 
-    def _open(self) -> None:
-        """The upstream answered: take the client, announce the tunnel, send the 200, relay."""
+    def _open(self, watched: bool) -> None:
+        """The upstream answered (`watched`: in the poller, waited for): take the client, announce
+        the tunnel, send the 200, relay."""
         take, self.take_client, self.connect_failed = self.take_client, None, None
-        taken = take() if take is not None else None
+        taken = take() if callable(take) else take
         upstream = self.upstream
         assert upstream is not None
         if taken is None:  # the client left while we connected
@@ -247,7 +260,7 @@ class PlainTunnel:
         # the sockets' registration below are done.
         failure: OSError | None = None
         try:
-            sent = client.send(ESTABLISHED)
+            sent = client.send(ESTABLISHED, DONTWAIT)
         except _WOULD_BLOCK:
             sent = 0
         except OSError as exc:
@@ -258,7 +271,7 @@ class PlainTunnel:
         self.proxy._plain_opened(self)
         poller = self.poller
         poller.register(up.src_fd, IN, up.readable)
-        if down.src_fd in poller:  # waited for the connect
+        if watched:
             poller.modify(down.src_fd, IN, down.readable)
         else:
             poller.register(down.src_fd, IN, down.readable)
@@ -335,7 +348,7 @@ class PlainTunnel:
         outstanding = self.up if side == "client" else self.down
         if outstanding is not None and outstanding.pending:
             with contextlib.suppress(OSError):
-                outstanding.dst.send(outstanding.pending)
+                outstanding.dst.send(outstanding.pending, DONTWAIT)
         self.close("")
 
     def close(self, why: str) -> None:
@@ -366,11 +379,17 @@ class PlainTunnel:
         self.close("proxy stopping")
 
     def _ended(self) -> None:
+        up, down = self.up, self.down
+        self.moved = moved = (up.moved if up is not None else 0, down.moved if down is not None else 0)
+        # Without the directions (which point back here) the tunnel is freed as soon as it is
+        # dropped, by its reference count, not later by the garbage collector's cycle search.
+        self.up = self.down = None
         stats = self.stats  # counted once, at the end (ProxyStats is read after tunnels close)
-        stats.count_up(self.bytes_client_to_upstream)
-        stats.count_down(self.bytes_upstream_to_client)
+        stats.bytes_client_to_upstream += moved[0]
+        stats.bytes_upstream_to_client += moved[1]
         self.proxy._plain_closed(self)
-        self._set_done()
+        if self.done is not None:
+            self._set_done()
 
     def _set_done(self) -> None:
         if self.done is not None and not self.done.done():
@@ -413,14 +432,6 @@ class PlainTunnel:
         self._ended()
 
 
-def _connected(sock: socket.socket) -> bool:
-    try:
-        sock.getpeername()
-    except OSError:
-        return False
-    return True
-
-
 async def serve_plain(
     proxy: LabProxy, conn: ClientProtocol, request: ConnectRequest, user: str | None, address: Address
 ) -> None:
@@ -430,14 +441,14 @@ async def serve_plain(
     loop = asyncio.get_running_loop()
     outcome: asyncio.Future[tuple[int, str, bool] | None] = loop.create_future()
 
-    def take_client() -> tuple[socket.socket, bytes] | None:
+    def take_client() -> tuple[_socket.socket, bytes] | None:
         if not outcome.done():
             outcome.set_result(None)
         if conn.lost or conn.transport is None or conn.transport.is_closing():
             return None
         return _take_socket(conn)
 
-    def failed(code: int, message: str, timed_out: bool) -> None:
+    def failed(_tunnel: PlainTunnel, code: int, message: str, timed_out: bool) -> None:
         if not outcome.done():
             outcome.set_result((code, message, timed_out))
 

@@ -23,6 +23,7 @@ never reach either.
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import contextlib
 import dataclasses
@@ -46,9 +47,9 @@ from proxy_lab.proxy.auth import BasicAuth
 from proxy_lab.proxy.conn import ClientProtocol
 from proxy_lab.proxy.deadlines import Deadlines, Timeouts
 from proxy_lab.proxy.events import ConnectRequest, Refusal
-from proxy_lab.proxy.fastpath import ESTABLISHED, PlainTunnel, refuse_connect, serve_plain
+from proxy_lab.proxy.fastpath import DONTWAIT, ESTABLISHED, PlainTunnel, refuse_connect, serve_plain
 from proxy_lab.proxy.faults.base import AnswerFn, Ctx, Fault, OpenNext, Refuse, ResolveNext, Stage
-from proxy_lab.proxy.listener import BACKLOG, Listener, listening_socket
+from proxy_lab.proxy.listener import BACKLOG, Listener, as_socket, listening_socket
 from proxy_lab.proxy.parse import parse_connect
 from proxy_lab.proxy.records import Event, ProxyLogRecord, ProxyStats
 from proxy_lab.proxy.relay import Tunnel
@@ -427,7 +428,7 @@ class LabProxy:
         self.stats.requests += 1
         return serve_plain(self, conn, request, target[1], target[0])
 
-    def _accept_plain(self, sock: socket.socket, peer: Address) -> None:
+    def _accept_plain(self, sock: _socket.socket, peer: Address) -> None:
         """One accepted connection (Listener's callback): the plain path when its first read holds a
         head that `_plain_target` takes, else a `ClientProtocol` with what was read, as create_server
         would have made it."""
@@ -435,7 +436,7 @@ class LabProxy:
         stats.connections += 1
         stats.connections_open += 1
         try:
-            data = sock.recv(FIRST_READ)
+            data = sock.recv(FIRST_READ, DONTWAIT)
         except OSError:  # nothing yet (no TCP_DEFER_ACCEPT), or a reset: the general path waits or records it
             data = b""
         if data and stats.connections_open <= self.config.max_connections:
@@ -451,15 +452,15 @@ class LabProxy:
                     address, user = target
                     assert self._poller is not None
                     tunnel = PlainTunnel(self, self._poller, request, user, peer)
-                    leftover = data[size:]
-                    tunnel.connect(
-                        address, lambda: (sock, leftover),
-                        lambda code, message, timed_out: self._adopt(
-                            sock, b"", self._refuser(request, address, code, message, timed_out)
-                        ),
-                    )  # fmt: skip
+                    tunnel.connect(address, (sock, data[size:]), self._plain_refused)
                     return
         self._adopt(sock, data)
+
+    def _plain_refused(self, tunnel: PlainTunnel, code: int, message: str, timed_out: bool) -> None:
+        """An accepted plain connection whose upstream did not answer: 503/504 from the general path."""
+        sock, _ = cast("tuple[_socket.socket, bytes]", tunnel.take_client)
+        assert tunnel.address is not None
+        self._adopt(sock, b"", self._refuser(tunnel.request, tunnel.address, code, message, timed_out))
 
     def _refuser(
         self, request: ConnectRequest, address: Address, code: int, message: str, timed_out: bool
@@ -479,12 +480,13 @@ class LabProxy:
 
     def _adopt(
         self,
-        sock: socket.socket,
+        sock: _socket.socket,
         data: bytes,
         handler: Callable[[ClientProtocol], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         """Give an accepted socket and the bytes already read from it to a ClientProtocol (the
         general path, or `handler`); counted as accepted already."""
+        sock = as_socket(sock)
         conn = self._client_protocol()
         if handler is not None:
             conn.handler = handler
@@ -509,20 +511,19 @@ class LabProxy:
         stats = self.stats
         stats.tunnels += 1
         stats.tunnels_open += 1
-        self._plain_record(tunnel, "tunnel_open")
+        self._plain_record(tunnel, "tunnel_open", (0, 0))
 
     def _plain_closed(self, tunnel: PlainTunnel) -> None:
         self._tunnels.discard(tunnel)
         stats = self.stats
         stats.tunnels_open -= 1
         stats.connections_open -= 1  # the client connection ends with its tunnel
-        self._plain_record(tunnel, "tunnel_closed")
+        self._plain_record(tunnel, "tunnel_closed", tunnel.moved)
 
-    def _plain_record(self, tunnel: PlainTunnel, event: Event) -> None:
+    def _plain_record(self, tunnel: PlainTunnel, event: Event, moved: tuple[int, int]) -> None:
         """The record `_tunnel` makes for the same event, kept as a tuple until `log` is read."""
         entry: _PlainEntry = (
-            time.time(), event, tunnel.request, tunnel.peer, tunnel.user,
-            tunnel.bytes_client_to_upstream, tunnel.bytes_upstream_to_client, tunnel.why_closed,
+            time.time(), event, tunnel.request, tunnel.peer, tunnel.user, moved[0], moved[1], tunnel.why_closed,
         )  # fmt: skip
         self._log.append(entry)
         self._log_lazy = True
@@ -821,8 +822,7 @@ class LabProxy:
                 raise Refuse(lab_error(403, f"Request refused: forwarding loop. {why}", why=why))
 
     def _is_self(self, address: Address) -> bool:
-        own_port = self.address[1]
-        if address[1] != own_port or self._own_ip is None:
+        if self._address is None or address[1] != self._address[1] or self._own_ip is None:
             return False
         try:
             ip = ipaddress.ip_address(address[0])
