@@ -160,7 +160,7 @@ class Lab(Peer):
         self.faults = faults or []
         self.name = name or "lab"
         self.settings = "proxy-lab proxy --listen 127.0.0.1:PORT" + "".join(f" --fault {f}" for f in self.faults)
-        self.settings += " (one process)" if self.faults else " (as shipped: one worker process per core, at most 4)"
+        self.settings += " (one process)" if self.faults else " (as shipped: one worker process per core, at most 4, each on a CPU of its own)"
 
     def missing(self) -> str | None:
         return None  # started as `python -m proxy_lab.cli` when the console script is absent

@@ -115,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-defer-accept", action="store_true",
                    help="accept connections at once, not when their first bytes arrive (TCP_DEFER_ACCEPT), so "
                         "silent clients count against --max-connections at once")  # fmt: skip
+    p.add_argument("--no-cpu-affinity", action="store_true",
+                   help="let worker processes run on any CPU, and spread connections over them by hash "
+                        "(default: a CPU per worker, and each new connection to the worker on its CPU "
+                        "while the workers are lightly loaded)")  # fmt: skip
 
     for name, helptext in (
         ("demo", "run every scenario under scenarios/ on loopback and show the matrix"),
@@ -175,6 +179,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
         workers=args.workers,
         defer_accept=not args.no_defer_accept,
+        cpu_affinity=not args.no_cpu_affinity,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     config.check_exposure()

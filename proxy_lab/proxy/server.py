@@ -93,6 +93,10 @@ class ProxyConfig:
     # A client that connects and stays silent is then held by the kernel, not the proxy, for a
     # second or so before it is accepted, counted against max_connections and timed for its head.
     defer_accept: bool = True
+    # Linux, `run_proxy` with several workers: each worker runs on a CPU of its own, and while they
+    # are lightly loaded a new connection goes to the worker on the CPU that received it
+    # (proxy_lab/proxy/steering.py). False: workers float, and the kernel's hash spreads connections.
+    cpu_affinity: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.listen, list):  # from TOML or JSON
@@ -979,14 +983,17 @@ async def serve_forever(
     stop_event: asyncio.Event | None = None,
     *,
     listen_socket: socket.socket | None = None,
+    follow: Callable[[LabProxy], Callable[[], None]] | None = None,
 ) -> int:
-    """Run the proxy until `stop_event` is set or SIGINT/SIGTERM arrives; 0 on a clean stop, 2 when it cannot start."""
+    """Run the proxy until `stop_event` is set or SIGINT/SIGTERM arrives; 0 on a clean stop, 2 when it
+    cannot start. `follow(proxy)` runs once it listens, and what it returns when it stops."""
     proxy = LabProxy(config, resolver, listen_socket=listen_socket)
     try:
         await proxy.start()
     except (OSError, ConfigError) as exc:
         logger.error("lab proxy cannot start on %s:%s: %s", config.listen[0], config.listen[1], exc)
         return 2
+    unfollow = follow(proxy) if follow is not None else None
     stop = stop_event or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
@@ -999,6 +1006,8 @@ async def serve_forever(
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+        if unfollow is not None:
+            unfollow()
         await proxy.stop()
     return 0
 

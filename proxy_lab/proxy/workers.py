@@ -9,8 +9,10 @@ nginx's `reuseport` and haproxy's per-thread listeners): the kernel hashes each 
 one of them and wakes that worker alone. One socket shared by all workers would wake every worker
 for every connection, since the plain path's epoll set (poller.py) sits inside the event loop's,
 where EPOLLEXCLUSIVE cannot pick a single waker; with 2 workers on 2 cores the losers' wake-ups
-cost about 6% of the sequential setup rate. Where SO_REUSEPORT is missing, the workers share one socket. A worker that dies takes its
-socket out of the group, and the others get its share.
+cost about 6% of the sequential setup rate. Where SO_REUSEPORT is missing, the workers share one
+socket. A worker that dies takes its socket out of the group, and the others get its share. With
+`ProxyConfig.cpu_affinity` (the default) each worker runs on a CPU of its own, and while the workers
+are lightly loaded a new connection goes to the worker on the CPU that received it (steering.py).
 
 The parent only supervises: it forwards SIGINT and SIGTERM to the workers, waits for all of them and
 exits 0 after a clean stop (2 when the socket cannot be bound, else the first failing worker's
@@ -25,15 +27,17 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from proxy_lab.errors import ConfigError
 from proxy_lab.proxy.listener import listening_socket
+from proxy_lab.proxy.steering import Steering
 from proxy_lab.resolver import Resolver, is_ip
 
 if TYPE_CHECKING:
-    from proxy_lab.proxy.server import ProxyConfig
+    from proxy_lab.proxy.server import LabProxy, ProxyConfig
 
 log = logging.getLogger("proxy_lab.proxy")
 
@@ -51,6 +55,7 @@ def run_workers(config: ProxyConfig, resolver: Resolver, workers: int) -> int:
     except (OSError, ConfigError) as exc:
         log.error("lab proxy cannot start on %s:%s: %s", host, port, exc)
         return 2
+    steering = Steering.start(socks) if config.cpu_affinity else None
     bound = socks[0].getsockname()
     log.info("lab proxy: %d worker processes serve %s:%s", workers, bound[0], bound[1])
     children: list[int] = []
@@ -83,7 +88,11 @@ def run_workers(config: ProxyConfig, resolver: Resolver, workers: int) -> int:
                     other.close()
             code = 1
             try:
-                code = run_in_loop(serve_forever(config, resolver, listen_socket=sock))
+                follow = None
+                if steering is not None:
+                    steering.pin(n)
+                    follow = _follower(steering, n, sock)
+                code = run_in_loop(serve_forever(config, resolver, listen_socket=sock, follow=follow))
             except BaseException:  # a worker must never return into the parent's code
                 log.exception("lab proxy worker %d failed", os.getpid())
             finally:
@@ -115,6 +124,18 @@ def listening_sockets(host: str, port: int, workers: int) -> list[socket.socket]
             sock.close()
         raise
     return socks
+
+
+def _follower(steering: Steering, index: int, sock: socket.socket) -> Callable[[LabProxy], Callable[[], None]]:
+    """What worker `index` runs once its proxy listens: its part of the steering, stopped with it."""
+
+    def follow(proxy: LabProxy) -> Callable[[], None]:
+        stats = proxy.stats
+        part = steering.worker(index, sock, lambda: stats.connections_open)
+        part.follow()
+        return part.close
+
+    return follow
 
 
 def _supervise(children: list[int], stopping: list[bool]) -> int:
