@@ -11,8 +11,9 @@ sockets themselves, with no asyncio transport, protocol, task or future:
     -> recv, parse, decide (`LabProxy._accept_plain`) -> non-blocking connect, which on loopback is
     done when connect() returns -> `200 Connection established` -> each socket's reads relayed.
 
-All of that runs inside the one callback that accepted the connection. Each step that would wait
-waits in the proxy's epoll set (poller.py) instead: an upstream that has not answered yet (writable,
+All of that runs inside the one handler that accepted the connection, on the poller's thread
+(poller.py), which blocks in `epoll_wait` on the plain path's own sockets. Each step that would
+wait waits in that epoll set instead: an upstream that has not answered yet (writable,
 within the connect timeout), a peer that reads slower than the other side sends (the sending side
 is not read until the write is done). Anything the plain path does not take (a head not
 complete in the first read, a fault, auth to answer, a name to resolve) is handed, with the bytes
@@ -44,7 +45,7 @@ from typing import TYPE_CHECKING
 
 from proxy_lab.proxy import splice
 from proxy_lab.proxy.events import ConnectRequest
-from proxy_lab.proxy.poller import ERR, HUP, IN, OUT, Poller
+from proxy_lab.proxy.poller import ERR, HUP, IN, OUT, Poller, Timer
 from proxy_lab.proxy.responses import squid_connect_fail
 from proxy_lab.proxy.splice import SPLICE_AFTER_BYTES
 from proxy_lab.resolver import Address
@@ -144,8 +145,9 @@ class PlainTunnel:
     """One plain tunnel: connects upstream, answers 200, relays. Its bookkeeping is LabProxy's."""
 
     __slots__ = (
-        "address", "client", "closed", "connect_failed", "done", "down", "moved", "opened", "peer", "poller",
-        "proxy", "request", "splice_ok", "spliced", "stats", "take_client", "up", "upstream", "user", "why_closed",
+        "address", "client", "closed", "connect_failed", "connect_timer", "done", "down", "moved", "opened", "peer",
+        "poller", "proxy", "request", "splice_ok", "spliced", "stats", "take_client", "up", "upstream", "user",
+        "why_closed",
     )  # fmt: skip
 
     def __init__(self, proxy: LabProxy, poller: Poller, request: ConnectRequest, user: str | None, peer: Address) -> None:
@@ -168,6 +170,7 @@ class PlainTunnel:
         self.spliced: splice.SplicedPair | None = None
         self.take_client: TakeClient | None = None
         self.connect_failed: OnFailure | None = None
+        self.connect_timer: Timer | None = None  # the connect timeout, while the upstream has not answered
 
     # -- the bytes flowing through -------------------------------------------------------------------
     @property
@@ -203,7 +206,7 @@ class PlainTunnel:
             except OSError:
                 # Still connecting, or refused: the poller reports either at once.
                 self.poller.register(sock.fileno(), OUT, self._connect_done)
-                self.proxy._plain_connects.set(self)
+                self.connect_timer = self.poller.call_later(self.proxy.config.connect_timeout_s, self.connect_timed_out)
                 return
             code = 0
         if code:
@@ -214,7 +217,9 @@ class PlainTunnel:
     def _connect_done(self, events: int) -> None:
         sock = self.upstream
         assert sock is not None
-        self.proxy._plain_connects.clear(self)
+        if self.connect_timer is not None:
+            self.connect_timer.cancel()
+            self.connect_timer = None
         code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if code:
             self.poller.unregister(sock.fileno())
@@ -223,7 +228,8 @@ class PlainTunnel:
             self._open(True)
 
     def connect_timed_out(self) -> None:
-        """The connect timeout (LabProxy._plain_connects) expired before the upstream answered."""
+        """The connect timeout expired before the upstream answered."""
+        self.connect_timer = None
         if self.upstream is not None:
             self.poller.unregister(self.upstream.fileno())
         timeout = self.proxy.config.connect_timeout_s
@@ -372,7 +378,9 @@ class PlainTunnel:
         if not self.opened:  # still connecting
             if self.upstream is not None and not self.closed:
                 self.poller.unregister(self.upstream.fileno())
-                self.proxy._plain_connects.clear(self)
+            if self.connect_timer is not None:
+                self.connect_timer.cancel()
+                self.connect_timer = None
             self.connect_failed = None  # nobody is left to answer
             self._failed(errno_mod.ECONNABORTED, "proxy stopping")
             return
@@ -392,16 +400,19 @@ class PlainTunnel:
             self._set_done()
 
     def _set_done(self) -> None:
-        if self.done is not None and not self.done.done():
-            self.done.set_result(None)
+        if self.done is not None:
+            self.poller.to_loop(_resolve, self.done)
 
     def wait_closed(self) -> asyncio.Future[None]:
-        """A future done once both sides are closed (for LabProxy.stop)."""
+        """A future done once both sides are closed (for LabProxy.stop; on the event loop's thread)."""
         if self.done is None:
             self.done = self.poller.loop.create_future()
-            if self.closed and self.spliced is None:
-                self.done.set_result(None)
+            self.poller.call(self._done_if_closed)  # it may have closed before it had a future
         return self.done
+
+    def _done_if_closed(self) -> None:
+        if self.closed and self.spliced is None:
+            self._set_done()
 
     # -- bulk ---------------------------------------------------------------------------------------
     def splice(self) -> None:
@@ -432,46 +443,32 @@ class PlainTunnel:
         self._ended()
 
 
+def _resolve(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)
+
+
 async def serve_plain(
     proxy: LabProxy, conn: ClientProtocol, request: ConnectRequest, user: str | None, address: Address
 ) -> None:
     """The handler of a connection whose first head, parsed by its `ClientProtocol`, routes to
-    `address` with no fault involved: the tunnel takes the client's socket over once the upstream
-    answered; a failed connect is answered here (503, or 504 on the connect timeout)."""
-    loop = asyncio.get_running_loop()
-    outcome: asyncio.Future[tuple[int, str, bool] | None] = loop.create_future()
-
-    def take_client() -> tuple[_socket.socket, bytes] | None:
-        if not outcome.done():
-            outcome.set_result(None)
-        if conn.lost or conn.transport is None or conn.transport.is_closing():
-            return None
-        return _take_socket(conn)
-
-    def failed(_tunnel: PlainTunnel, code: int, message: str, timed_out: bool) -> None:
-        if not outcome.done():
-            outcome.set_result((code, message, timed_out))
-
+    `address` with no fault involved: the tunnel takes the client's socket over and connects on the
+    poller's thread; a failed connect is answered on this socket by the general path (503, or 504 on
+    the connect timeout), as for a connection the plain path accepted itself."""
     poller = proxy._poller
     assert poller is not None
-    tunnel = PlainTunnel(proxy, poller, request, user, conn.peer)
     try:
-        tunnel.connect(address, take_client, failed)
-        failure = await outcome
-        if failure is not None and not conn.lost:
-            code, message, timed_out = failure
-            await refuse_connect(proxy, conn, request, address, code, message, timed_out=timed_out)
-    except asyncio.CancelledError:
-        tunnel.abort()
-        raise
+        if conn.lost or conn.transport is None or conn.transport.is_closing():
+            proxy._conn_done(conn)
+            return
+        client = _take_socket(conn)
     except Exception:
         proxy._handler_failed(conn)
-        tunnel.abort()
-    finally:
-        if tunnel.opened:  # the tunnel owns the connection now and counts its end
-            proxy._conns.discard(conn)
-        else:
-            proxy._conn_done(conn)
+        proxy._conn_done(conn)
+        return
+    proxy._conns.discard(conn)  # the tunnel counts the connection's end from here on
+    tunnel = PlainTunnel(proxy, poller, request, user, conn.peer)
+    poller.call(tunnel.connect, address, client, proxy._plain_refused)
 
 
 def _take_socket(conn: ClientProtocol) -> tuple[socket.socket, bytes]:

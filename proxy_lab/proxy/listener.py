@@ -2,8 +2,8 @@
 
 `listening_socket` binds as asyncio's create_server does (run_proxy's workers share one).
 `Listener` stands in for asyncio.Server when the plain path is possible (fastpath.py): it accepts
-in a reader callback and hands each socket to the proxy, which may set its tunnel up within that
-same callback. On Linux the socket has TCP_DEFER_ACCEPT, so a connection is accepted once its
+on the poller's thread (poller.py) and hands each socket to the proxy, which may set its tunnel up
+within that same handler. On Linux the socket has TCP_DEFER_ACCEPT, so a connection is accepted once its
 first bytes (the CONNECT head, for any HTTP client) are in: one wake-up per setup instead of two.
 A client that connects and sends nothing is accepted after a second or so all the same, and then
 meets the header timeout.
@@ -12,7 +12,6 @@ meets the header timeout.
 from __future__ import annotations
 
 import _socket
-import asyncio
 import contextlib
 import errno as errno_mod
 import logging
@@ -20,7 +19,7 @@ import os
 import socket
 from collections.abc import Callable
 
-from proxy_lab.proxy.poller import IN, Poller
+from proxy_lab.proxy.poller import IN, Poller, Timer
 from proxy_lab.resolver import Address, address_of
 
 log = logging.getLogger("proxy_lab.proxy")
@@ -69,7 +68,6 @@ class Listener:
     ) -> None:
         self.sockets = [sock]
         self._poller = poller
-        self._loop = poller.loop
         self._sock = sock
         self._fd = sock.fileno()
         self._family = int(sock.family)
@@ -77,13 +75,13 @@ class Listener:
         self._accept = sock._accept  # type: ignore[attr-defined]
         self._on_accept = on_accept
         self._closed = False
-        self._resume: asyncio.TimerHandle | None = None
+        self._resume: Timer | None = None
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if defer:
             with contextlib.suppress(AttributeError, OSError):  # Linux only; elsewhere accept() wakes early
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, DEFER_ACCEPT_S)
-        poller.register(self._fd, IN, self._ready)
+        poller.call(poller.register, self._fd, IN, self._ready)  # accepting runs on the poller's thread
 
     def _ready(self, events: int) -> None:
         """Accept one connection. The poller is level-triggered: with more waiting it calls again on
@@ -97,7 +95,7 @@ class Listener:
             if exc.errno in _EXHAUSTED:
                 log.error("lab proxy: cannot accept (%s); pausing for %g s", exc, PAUSE_ON_EXHAUSTION_S)
                 self._poller.unregister(self._fd)
-                self._resume = self._loop.call_later(PAUSE_ON_EXHAUSTION_S, self._resume_accepting)
+                self._resume = self._poller.call_later(PAUSE_ON_EXHAUSTION_S, self._resume_accepting)
             else:
                 log.error("lab proxy: accept failed: %s", exc)
             return
@@ -119,9 +117,13 @@ class Listener:
             self._poller.register(self._fd, IN, self._ready)
 
     def close(self) -> None:
+        """Stop accepting; the socket is closed on the poller's thread, which may be accepting on it."""
         if self._closed:
             return
         self._closed = True
+        self._poller.call(self._close)
+
+    def _close(self) -> None:
         if self._resume is not None:
             self._resume.cancel()
         self._poller.unregister(self._fd)

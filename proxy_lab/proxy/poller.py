@@ -1,14 +1,21 @@
-"""One epoll set of the proxy's own inside the event loop, for the plain path's sockets (Linux).
+"""One epoll set of the proxy's own, served by a thread of its own, for the plain path's sockets (Linux).
 
 The plain path (fastpath.py) watches two sockets per tunnel and changes what it waits for on them
 a few times in a tunnel's life (connecting, reading, a write the peer did not take yet, EOF).
 Through the event loop's `add_reader`/`add_writer` each of those changes costs uvloop a handle and
 up to four system calls (it probes the descriptor, and its first epoll_ctl fails on every new
-socket), and every event a handle object. Here each change is one epoll_ctl, and each wake-up of
-the event loop one `epoll.poll(0)` that hands back every ready socket. The event loop watches this
-epoll set's descriptor like any other socket. (A nested set cannot make EPOLLEXCLUSIVE work: the
-kernel wakes every set that watches a shared listening socket, which is why run_proxy's workers
-each listen on a socket of their own, workers.py.)
+socket), and every event a handle object. Here each change is one epoll_ctl.
+
+The set is served by a thread that blocks in `epoll_wait` on it and runs each ready socket's
+handler: a wake-up of the plain path is one system call and no event-loop iteration. (Nested in
+the event loop's own set, as it first was, each wake-up cost a second `epoll_wait` and the
+event loop's iteration, and the kernel's wake-up went through two sets: 3-4% of the sequential
+setup rate on 2 cores.) The thread and the event loop's share the interpreter lock; the plain
+path's handlers touch only the plain path's sockets and tunnels, and the proxy's counters and log
+through operations the lock makes atomic. What belongs to the event loop (a connection handed to
+the general path, a future to resolve) goes there with `loop.call_soon_threadsafe`; what the event
+loop's thread asks of the plain path goes through `call`. Timers of the plain path (the connect
+timeout, a pause in accepting) are this thread's own (`call_later`).
 
 Level-triggered: a handler that does not consume its event is called again on the next wake-up.
 """
@@ -17,13 +24,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
+import os
 import select
+import threading
+import time
+from collections import deque
 from collections.abc import Callable
 
 log = logging.getLogger("proxy_lab.proxy")
 
-AVAILABLE = hasattr(select, "epoll")
+AVAILABLE = hasattr(select, "epoll") and hasattr(os, "eventfd")
 IN = getattr(select, "EPOLLIN", 1)
 OUT = getattr(select, "EPOLLOUT", 4)
 ERR = getattr(select, "EPOLLERR", 8)
@@ -34,22 +46,67 @@ READ_SIZE = 256 * 1024  # one read from a socket at most (asyncio's transports r
 Handler = Callable[[int], None]  # called with the epoll event mask
 
 
+class Timer:
+    """A call that `Poller.call_later` will make, unless cancelled first (on the poller's thread)."""
+
+    __slots__ = ("args", "callback", "cancelled", "when")
+
+    def __init__(self, when: float, callback: Callable[..., object], args: tuple[object, ...]) -> None:
+        self.when = when
+        self.callback = callback
+        self.args = args
+        self.cancelled = False
+
+    def __lt__(self, other: Timer) -> bool:
+        return self.when < other.when
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
 class Poller:
-    """Sockets watched by one epoll set that the event loop polls; `handler(events)` per ready socket."""
+    """Sockets watched by one epoll set and a thread that runs `handler(events)` per ready socket."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, read_size: int = READ_SIZE) -> None:
-        self.loop = loop
-        # One read buffer for every socket of this poller (its handlers run one at a time, on the
-        # loop's thread): `recv(n)` would allocate n bytes per call, and glibc serves 128 KiB and
-        # more with mmap and munmap, ~15 us per read here, more than the read itself.
+        self.loop = loop  # the event loop of the proxy that owns this poller
+        # One read buffer for every socket of this poller (its handlers run one at a time, on its
+        # thread): `recv(n)` would allocate n bytes per call, and glibc serves 128 KiB and more
+        # with mmap and munmap, ~15 us per read here, more than the read itself.
         self.read_buffer = memoryview(bytearray(read_size))
         self._epoll = select.epoll()
         self._handlers: dict[int, Handler] = {}
-        loop.add_reader(self._epoll.fileno(), self._dispatch)
+        self._calls: deque[tuple[Callable[..., object], tuple[object, ...]]] = deque()
+        self._timers: list[Timer] = []  # a heap, on the poller's thread only
+        self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._epoll.register(self._wake, IN)
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name="proxy-plain-path", daemon=True)
+        self._thread.start()
 
     def __contains__(self, fd: int) -> bool:
         return fd in self._handlers
 
+    @property
+    def on_thread(self) -> bool:
+        """Whether the caller runs on the poller's thread."""
+        return threading.current_thread() is self._thread
+
+    # -- from any thread ----------------------------------------------------------------------------
+    def call(self, callback: Callable[..., object], *args: object) -> None:
+        """Run `callback(*args)` on the poller's thread: now when called there, else soon, in order."""
+        if threading.current_thread() is self._thread:
+            callback(*args)
+            return
+        self._calls.append((callback, args))
+        with contextlib.suppress(OSError):  # closed: the poller is gone, and the call with it
+            os.eventfd_write(self._wake, 1)
+
+    def to_loop(self, callback: Callable[..., object], *args: object) -> None:
+        """Run `callback(*args)` on the event loop's thread (nothing when the loop is closed)."""
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(callback, *args)
+
+    # -- on the poller's thread ---------------------------------------------------------------------
     def register(self, fd: int, events: int, handler: Handler) -> None:
         self._epoll.register(fd, events)
         self._handlers[fd] = handler
@@ -71,25 +128,70 @@ class Poller:
             with contextlib.suppress(OSError):
                 self._epoll.unregister(fd)
 
-    def _dispatch(self) -> None:
-        handlers = self._handlers
-        try:
-            ready = self._epoll.poll(0, MAX_EVENTS)
-        except InterruptedError:
-            return
-        for fd, events in ready:
-            handler = handlers.get(fd)  # None: closed by an earlier handler of this round
-            if handler is None:
+    def call_later(self, delay: float, callback: Callable[..., object], *args: object) -> Timer:
+        timer = Timer(time.monotonic() + delay, callback, args)
+        heapq.heappush(self._timers, timer)
+        return timer
+
+    def _run(self) -> None:
+        handlers, epoll, wake, timers = self._handlers, self._epoll, self._wake, self._timers
+        while self._running:
+            timeout = -1.0
+            if timers:
+                timeout = max(0.0, timers[0].when - time.monotonic())
+            try:
+                ready = epoll.poll(timeout, MAX_EVENTS)
+            except InterruptedError:
+                continue
+            except OSError:  # the set was closed under us: nothing is left to serve
+                return
+            for fd, events in ready:
+                if fd == wake:
+                    self._run_calls()
+                    continue
+                handler = handlers.get(fd)  # None: closed by an earlier handler of this round
+                if handler is None:
+                    continue
+                try:
+                    handler(events)
+                except Exception:  # one socket's failure must not stop the others' events
+                    log.exception("lab proxy: handler of descriptor %d failed", fd)
+                    self.unregister(fd)
+            if timers:
+                self._run_timers()
+
+    def _run_calls(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.eventfd_read(self._wake)
+        calls = self._calls
+        while calls:
+            callback, args = calls.popleft()
+            try:
+                callback(*args)
+            except Exception:
+                log.exception("lab proxy: call %r on the plain path's thread failed", callback)
+
+    def _run_timers(self) -> None:
+        timers, now = self._timers, time.monotonic()
+        while timers and timers[0].when <= now:
+            timer = heapq.heappop(timers)
+            if timer.cancelled:
                 continue
             try:
-                handler(events)
-            except Exception:  # one socket's failure must not stop the others' events
-                log.exception("lab proxy: handler of descriptor %d failed", fd)
-                self.unregister(fd)
+                timer.callback(*timer.args)
+            except Exception:
+                log.exception("lab proxy: timer %r on the plain path's thread failed", timer.callback)
+
+    def _stop(self) -> None:
+        self._running = False
 
     def close(self) -> None:
-        if self._epoll.closed:
+        """Stop the thread (after the calls made before this one) and close the set; from the event
+        loop's thread."""
+        if not self._thread.is_alive():
             return
-        self.loop.remove_reader(self._epoll.fileno())
+        self.call(self._stop)
+        self._thread.join(5.0)
         self._handlers.clear()
         self._epoll.close()
+        os.close(self._wake)

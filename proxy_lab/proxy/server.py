@@ -35,6 +35,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
@@ -161,6 +162,7 @@ class LabProxy:
         self.stats = ProxyStats()
         self._log: deque[ProxyLogRecord | _PlainEntry] = deque(maxlen=2000)  # see `log`
         self._log_lazy = False  # _log may hold _PlainEntry items
+        self._log_lock = threading.Lock()  # between the plain path's thread appending them and `log`
         self._server: asyncio.Server | Listener | None = None
         self._address: Address | None = None
         self._conns: set[ClientProtocol] = set()
@@ -187,7 +189,6 @@ class LabProxy:
             poller.AVAILABLE and self._head_parser is not None and type(resolver) in (SystemResolver, MapResolver)
         )
         self._poller: poller.Poller | None = None  # the plain path's sockets (made in start())
-        self._plain_connects = Deadlines(config.connect_timeout_s, PlainTunnel.connect_timed_out)
         self._request_hooks = [
             hook for hook in ("on_auth", "on_connect", "resolve", "open_upstream", "established_response", "stream")
             if self._hooked[hook]
@@ -202,7 +203,8 @@ class LabProxy:
         if self._plain_possible:
             self._poller = poller.Poller(loop)
         if self._poller is not None and (self._listen_socket is not None or is_ip(host)):
-            # The plain path accepts on its own (fastpath.py): one callback from accept to the 200.
+            # The plain path accepts on its own (fastpath.py), on the poller's thread: one handler
+            # from accept to the 200.
             sock = self._listen_socket or listening_socket(host, port)
             self._server = Listener(self._poller, sock, self._accept_plain, defer=self.config.defer_accept)
         elif self._listen_socket is not None:
@@ -265,12 +267,16 @@ class LabProxy:
             if conn.phase == "head":
                 conn.abort()  # idle or mid-head: nothing to preserve
         tasks: set[asyncio.Future[None]] = {c.task for c in self._conns if c.task is not None and not c.task.done()}
-        tasks |= {t.wait_closed() for t in self._tunnels if isinstance(t, PlainTunnel)}
+        # A snapshot: the plain path's thread adds and removes its tunnels meanwhile.
+        tasks |= {t.wait_closed() for t in list(self._tunnels) if isinstance(t, PlainTunnel)}
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace_s)
             if pending:
                 for tunnel in list(self._tunnels):
-                    tunnel.abort()
+                    if isinstance(tunnel, PlainTunnel):
+                        tunnel.poller.call(tunnel.abort)
+                    else:
+                        tunnel.abort()
                 for conn in list(self._conns):
                     conn.abort()
                 _, pending = await asyncio.wait(pending, timeout=1.0)
@@ -282,7 +288,6 @@ class LabProxy:
             await asyncio.wait_for(server.wait_closed(), 1.0)
         self._head_deadlines.close()
         self._connect_timeouts.close()
-        self._plain_connects.close()
         if self._poller is not None:
             self._poller.close()
             self._poller = None
@@ -312,10 +317,11 @@ class LabProxy:
         """
         log = self._log
         if self._log_lazy:
-            self._log_lazy = False
-            for i, entry in enumerate(log):
-                if type(entry) is tuple:
-                    log[i] = _plain_record(entry)
+            with self._log_lock:  # the plain path's thread appends meanwhile
+                self._log_lazy = False
+                for i, entry in enumerate(log):
+                    if type(entry) is tuple:
+                        log[i] = _plain_record(entry)
         return cast(deque[ProxyLogRecord], log)
 
     def _record(
@@ -435,7 +441,9 @@ class LabProxy:
     def _accept_plain(self, sock: _socket.socket, peer: Address) -> None:
         """One accepted connection (Listener's callback): the plain path when its first read holds a
         head that `_plain_target` takes, else a `ClientProtocol` with what was read, as create_server
-        would have made it."""
+        would have made it. On the poller's thread."""
+        poller = self._poller
+        assert poller is not None
         stats = self.stats
         stats.connections += 1
         stats.connections_open += 1
@@ -454,17 +462,17 @@ class LabProxy:
                 if target is not None:
                     stats.requests += 1
                     address, user = target
-                    assert self._poller is not None
-                    tunnel = PlainTunnel(self, self._poller, request, user, peer)
+                    tunnel = PlainTunnel(self, poller, request, user, peer)
                     tunnel.connect(address, (sock, data[size:]), self._plain_refused)
                     return
-        self._adopt(sock, data)
+        poller.to_loop(self._adopt, sock, data)  # the general path, on the event loop's thread
 
     def _plain_refused(self, tunnel: PlainTunnel, code: int, message: str, timed_out: bool) -> None:
         """An accepted plain connection whose upstream did not answer: 503/504 from the general path."""
         sock, _ = cast("tuple[_socket.socket, bytes]", tunnel.take_client)
         assert tunnel.address is not None
-        self._adopt(sock, b"", self._refuser(tunnel.request, tunnel.address, code, message, timed_out))
+        refuser = self._refuser(tunnel.request, tunnel.address, code, message, timed_out)
+        tunnel.poller.to_loop(self._adopt, sock, b"", refuser)
 
     def _refuser(
         self, request: ConnectRequest, address: Address, code: int, message: str, timed_out: bool
@@ -529,8 +537,9 @@ class LabProxy:
         entry: _PlainEntry = (
             time.time(), event, tunnel.request, tunnel.peer, tunnel.user, moved[0], moved[1], tunnel.why_closed,
         )  # fmt: skip
-        self._log.append(entry)
-        self._log_lazy = True
+        with self._log_lock:
+            self._log.append(entry)
+            self._log_lazy = True
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s", _plain_record(entry).message)
 

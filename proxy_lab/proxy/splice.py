@@ -33,7 +33,7 @@ MAX_SPLICED = 64  # tunnels relayed by threads at once; beyond, they stay on the
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 AVAILABLE = hasattr(os, "splice")
-_active = 0  # spliced tunnels (event-loop thread only)
+_active = 0  # spliced tunnels (+1 on the plain path's thread, -1 on the event loop's: atomic under the GIL)
 
 
 def can_splice() -> bool:
@@ -78,7 +78,7 @@ class SplicedPair:
         for sock in (self.client, self.upstream):
             sock.setblocking(True)
         if not self._threads:
-            self.loop.call_soon(self._finish)
+            self.loop.call_soon_threadsafe(self._finish)
         for thread in self._threads:
             thread.start()
 

@@ -6,10 +6,10 @@ One asyncio process relays on one core; a C proxy such as tinyproxy (a thread pe
 
 On Linux each worker has a socket of its own bound to the same address with SO_REUSEPORT (as
 nginx's `reuseport` and haproxy's per-thread listeners): the kernel hashes each new connection to
-one of them and wakes that worker alone. One socket shared by all workers would wake every worker
-for every connection, since the plain path's epoll set (poller.py) sits inside the event loop's,
-where EPOLLEXCLUSIVE cannot pick a single waker; with 2 workers on 2 cores the losers' wake-ups
-cost about 6% of the sequential setup rate. Where SO_REUSEPORT is missing, the workers share one
+one of them and wakes that worker alone. One socket shared by all workers woke every worker for
+every connection while the plain path's epoll set sat inside the event loop's, where
+EPOLLEXCLUSIVE cannot pick a single waker (6% of the sequential setup rate on 2 cores), and the
+CPU-local steering below needs a socket per worker. Where SO_REUSEPORT is missing, the workers share one
 socket. A worker that dies takes its socket out of the group, and the others get its share. With
 `ProxyConfig.cpu_affinity` (the default) each worker runs on a CPU of its own, and while the workers
 are lightly loaded a new connection goes to the worker on the CPU that received it (steering.py).

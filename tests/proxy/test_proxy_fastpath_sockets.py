@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import struct
+import time
 
 import pytest
 
@@ -154,7 +155,8 @@ def test_defer_accept_counts_a_silent_client_only_once_it_speaks(defer, loop_fac
 
 def test_poller_survives_a_failing_handler(loop_factory, caplog):
     async def main():
-        poller = Poller(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        poller = Poller(loop)
         a, b = socket.socketpair()
         c, d = socket.socketpair()
         seen: list[bytes] = []
@@ -164,11 +166,12 @@ def test_poller_survives_a_failing_handler(loop_factory, caplog):
             raise RuntimeError("handler bug")
 
         def fine(events):
+            assert poller.on_thread  # handlers run on the poller's thread
             seen.append(d.recv(10))
-            done.set()
+            loop.call_soon_threadsafe(done.set)
 
-        poller.register(a.fileno(), IN, broken)
-        poller.register(d.fileno(), IN, fine)
+        poller.call(poller.register, a.fileno(), IN, broken)
+        poller.call(poller.register, d.fileno(), IN, fine)
         b.send(b"1")
         c.send(b"2")
         await asyncio.wait_for(done.wait(), 5)
@@ -182,3 +185,36 @@ def test_poller_survives_a_failing_handler(loop_factory, caplog):
     with caplog.at_level(logging.ERROR, logger="proxy_lab.proxy"):
         asyncio.run(main(), loop_factory=loop_factory)
     assert sum("handler of descriptor" in r.message for r in caplog.records) == 1
+
+
+def test_poller_runs_calls_in_order_and_timers_when_due_on_its_thread(loop_factory):
+    async def main():
+        loop = asyncio.get_running_loop()
+        poller = Poller(loop)
+        order: list[str] = []
+        fired = asyncio.Event()
+
+        def later(name):
+            assert poller.on_thread
+            order.append(name)
+            if name == "late":
+                loop.call_soon_threadsafe(fired.set)
+
+        def arm():
+            poller.call_later(0.2, later, "late")
+            poller.call_later(0.05, later, "early")
+            poller.call_later(0.1, later, "cancelled").cancel()
+
+        started = time.monotonic()
+        for name in ("one", "two", "three"):
+            poller.call(order.append, name)
+        poller.call(arm)
+        await asyncio.wait_for(fired.wait(), 5)
+        assert time.monotonic() - started >= 0.2
+        assert order == ["one", "two", "three", "early", "late"]
+        poller.close()
+        assert not poller._thread.is_alive()
+        poller.call(order.append, "after close")  # dropped, not an error
+        assert order[-1] == "late"
+
+    asyncio.run(main(), loop_factory=loop_factory)
