@@ -289,6 +289,11 @@ class LabProxy:
         self._head_deadlines.close()
         self._connect_timeouts.close()
         if self._poller is not None:
+            # A tunnel the plain path's thread set up after the snapshot above: aborted there,
+            # before the thread ends (its calls run in order, then it stops).
+            for tunnel in list(self._tunnels):
+                if isinstance(tunnel, PlainTunnel):
+                    tunnel.poller.call(tunnel.abort)
             self._poller.close()
             self._poller = None
         for fault in self.config.faults:
