@@ -123,6 +123,14 @@ class BasicAuth:
     def enabled(self) -> bool:
         return bool(self.users)
 
+    def password_of(self, user: str) -> tuple[str, str] | None:
+        """(configured name, password) of `user`, compared without case as NTLM does; None if unknown."""
+        folded = user.casefold()
+        for name, password in self.users.items():
+            if name.casefold() == folded:
+                return name, password
+        return None
+
     def _key(self, name: str) -> bytes:
         return (name if self.username_case_sensitive else name.casefold()).encode("utf-8")
 

@@ -346,7 +346,10 @@ class LabProxy:
 
     # -- one connection -----------------------------------------------------------------------------
     def _new_ctx(self, conn: ClientProtocol, host: str, port: int) -> Ctx:
-        return Ctx(client=conn.peer, proxy=self.address, host=host, port=port, conn_id=conn.conn_id)
+        return Ctx(
+            client=conn.peer, proxy=self.address, host=host, port=port, conn_id=conn.conn_id,
+            password_of=self.auth.password_of if self.auth.enabled else None,
+        )  # fmt: skip
 
     def _faults(self, ctx: Ctx, hook: _Hook) -> list[Fault]:
         return self._faults_for(ctx.host, ctx.port, hook)

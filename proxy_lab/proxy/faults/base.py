@@ -49,6 +49,9 @@ class Ctx:
     user: str | None = None  # set when Basic credentials matched a configured user
     auth_why: str = ""  # the auth check's reason (never contains a password)
     conn_id: int = 0
+    # (configured name, password) of a proxy user, the name compared without case (NTLM's rule);
+    # None when no such user. For schemes that need the password itself (auth_schemes' NTLM).
+    password_of: Callable[[str], tuple[str, str] | None] | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property
