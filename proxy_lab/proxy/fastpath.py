@@ -66,10 +66,8 @@ DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 
 # What a failed connect reports: the tunnel, errno, message, whether it was the connect timeout.
 OnFailure = Callable[["PlainTunnel", int, str, bool], None]
-# The client's socket and the bytes it sent after its head; or what gives them once the upstream
-# answered, None when the client has gone meanwhile.
+# The client's socket and the bytes it sent after its head.
 Client = tuple[_socket.socket, bytes]
-TakeClient = Client | Callable[[], Client | None]
 
 
 class _Direction:
@@ -146,7 +144,7 @@ class PlainTunnel:
 
     __slots__ = (
         "address", "client", "closed", "connect_failed", "connect_timer", "done", "down", "moved", "opened", "peer",
-        "poller", "proxy", "request", "splice_ok", "spliced", "stats", "take_client", "up", "upstream", "user",
+        "poller", "proxy", "request", "splice_ok", "spliced", "stats", "up", "upstream", "user", "waiting",
         "why_closed",
     )  # fmt: skip
 
@@ -168,7 +166,7 @@ class PlainTunnel:
         self.done: asyncio.Future[None] | None = None  # made on demand (LabProxy.stop waits on it)
         self.splice_ok = splice.AVAILABLE  # may still move to splice.py's threads
         self.spliced: splice.SplicedPair | None = None
-        self.take_client: TakeClient | None = None
+        self.waiting: Client | None = None  # the client, until the upstream answered
         self.connect_failed: OnFailure | None = None
         self.connect_timer: Timer | None = None  # the connect timeout, while the upstream has not answered
 
@@ -182,12 +180,12 @@ class PlainTunnel:
         return self.down.moved if self.down is not None else self.moved[1]
 
     # -- connecting ---------------------------------------------------------------------------------
-    def connect(self, address: Address, take_client: TakeClient, on_failure: OnFailure) -> None:
-        """Connect to `address`; once it answers, take the client and open. On loopback that is done
+    def connect(self, address: Address, client: Client, on_failure: OnFailure) -> None:
+        """Connect to `address` for `client`, and open once it answers. On loopback that is done
         before this returns; otherwise the poller waits for it within the connect timeout.
-        `on_failure` runs when it does not answer, with `take_client` still set."""
+        `on_failure` runs when it does not answer, with the client still in `waiting`."""
         self.address = address
-        self.take_client = take_client
+        self.waiting = client
         self.connect_failed = on_failure
         host, port = address
         try:
@@ -245,22 +243,15 @@ class PlainTunnel:
         on_failure, self.connect_failed = self.connect_failed, None
         if on_failure is not None:
             on_failure(self, code, message, timed_out)
-        self.take_client = None
+        self.waiting = None
 
     def _open(self, watched: bool) -> None:
         """The upstream answered (`watched`: in the poller, waited for): take the client, announce
         the tunnel, send the 200, relay."""
-        take, self.take_client, self.connect_failed = self.take_client, None, None
-        taken = take() if callable(take) else take
+        taken, self.waiting, self.connect_failed = self.waiting, None, None
         upstream = self.upstream
-        assert upstream is not None
-        if taken is None:  # the client left while we connected
-            self.closed = True
-            self.poller.unregister(upstream.fileno())
-            upstream.close()
-            self.proxy._tunnels.discard(self)
-            self._set_done()
-            return
+        assert upstream is not None and taken is not None
+        # A client that left while we connected shows as a failed 200 or an EOF: lost() or end_of().
         self.client, leftover = client, leftover = taken
         # The 200 before anything else: the client, woken by it, answers while the bookkeeping and
         # the sockets' registration below are done.
@@ -382,6 +373,8 @@ class PlainTunnel:
                 self.connect_timer.cancel()
                 self.connect_timer = None
             self.connect_failed = None  # nobody is left to answer
+            if self.waiting is not None:
+                self.waiting[0].close()
             self._failed(errno_mod.ECONNABORTED, "proxy stopping")
             return
         self.close("proxy stopping")

@@ -477,7 +477,8 @@ class LabProxy:
 
     def _plain_refused(self, tunnel: PlainTunnel, code: int, message: str, timed_out: bool) -> None:
         """An accepted plain connection whose upstream did not answer: 503/504 from the general path."""
-        sock, _ = cast("tuple[_socket.socket, bytes]", tunnel.take_client)
+        assert tunnel.waiting is not None
+        sock, _ = tunnel.waiting
         assert tunnel.address is not None
         refuser = self._refuser(tunnel.request, tunnel.address, code, message, timed_out)
         tunnel.poller.to_loop(self._adopt, sock, b"", refuser)
