@@ -160,6 +160,21 @@ async def client(proxy: LabProxy) -> Client:
     return Client(reader, writer)
 
 
+async def upstream_server(handler: Handler) -> tuple[asyncio.Server, int]:
+    """A loopback server running `handler`, and its port (the caller closes it)."""
+    srv = await asyncio.start_server(handler, "127.0.0.1", 0)
+    return srv, int(srv.sockets[0].getsockname()[1])
+
+
+async def settled(proxy: LabProxy, timeout_s: float = 3.0) -> None:
+    """Wait until the proxy holds no connection and no tunnel (bounded)."""
+    for _ in range(int(timeout_s / 0.02)):
+        if proxy.stats.connections_open == 0 and proxy.stats.tunnels_open == 0 and not proxy._tunnels:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"still open: {proxy.stats}")
+
+
 def closed_port() -> int:
     """A loopback port nothing listens on (connections to it are refused)."""
     s = socket.socket()

@@ -1,7 +1,8 @@
 """A name with several addresses: the proxy tries the next one after a refused connect, on both paths."""
 
 import asyncio
-import socket
+
+from proxy_testkit import closed_port, upstream_server
 
 from proxy_lab.proxy import LabProxy, ProxyConfig
 from proxy_lab.resolver import SystemResolver
@@ -19,19 +20,16 @@ class DeadThenLive:
         return [("127.0.0.1", self.dead), ("127.0.0.1", self.live)]
 
 
+async def say_hi(r, w):
+    w.write(b"hi")
+    await w.drain()
+    w.close()
+
+
 def test_second_address_after_a_refused_first(loop_factory):
     async def main():
-        async def handler(r, w):
-            w.write(b"hi")
-            await w.drain()
-            w.close()
-
-        srv = await asyncio.start_server(handler, "127.0.0.1", 0)
-        port = srv.sockets[0].getsockname()[1]
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]
-        s.close()
+        srv, port = await upstream_server(say_hi)
+        dead = closed_port()
         resolver = DeadThenLive(dead, port)
         async with LabProxy(ProxyConfig(), resolver) as proxy:
             r, w = await asyncio.open_connection(*proxy.address)
@@ -51,17 +49,8 @@ def test_connect_any_reuses_the_protocol_after_a_refused_address(loop_factory):
     from proxy_lab.proxy.relay import Tunnel
 
     async def main():
-        async def handler(r, w):
-            w.write(b"hi")
-            await w.drain()
-            w.close()
-
-        srv = await asyncio.start_server(handler, "127.0.0.1", 0)
-        port = srv.sockets[0].getsockname()[1]
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]
-        s.close()
+        srv, port = await upstream_server(say_hi)
+        dead = closed_port()
         async with LabProxy(ProxyConfig(), SystemResolver()) as proxy:
             ctx = Ctx(client=("127.0.0.1", 1), proxy=proxy.address, host="x", port=port)
             tunnel = Tunnel(ctx, proxy.stats, [])

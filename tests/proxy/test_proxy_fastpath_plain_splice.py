@@ -7,6 +7,7 @@ import socket
 import time
 
 import pytest
+from proxy_testkit import closed_port, settled, upstream_server
 
 from proxy_lab.proxy import LabProxy, ProxyConfig, splice
 from proxy_lab.resolver import MapResolver, SystemResolver
@@ -19,11 +20,6 @@ async def open_tunnel(proxy, target, extra=b""):
     w.write(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode() + extra)
     head = await r.readuntil(b"\r\n\r\n")
     return r, w, head
-
-
-async def upstream_server(handler):
-    srv = await asyncio.start_server(handler, "127.0.0.1", 0)
-    return srv, srv.sockets[0].getsockname()[1]
 
 
 @pytest.mark.parametrize("resolver_kind", ["system", "map"])
@@ -57,10 +53,7 @@ def test_half_close_both_ways(resolver_kind, size, loop_factory):
             assert back[:32] == hashlib.sha256(payload).digest()
             assert len(back) == 32 + size
             w.close()
-            for _ in range(100):
-                if proxy.stats.tunnels_open == 0:
-                    break
-                await asyncio.sleep(0.02)
+            await settled(proxy)
             assert proxy.stats.tunnels_open == 0
             closed = [r for r in proxy.log if r.event == "tunnel_closed"][-1]
             assert f"{size} B up, {size + 32} B down" in closed.message, closed.message
@@ -98,10 +91,7 @@ def test_server_speaks_first_and_pipelined_bytes(loop_factory):
 
 def test_refused_connect_is_503_and_counts(loop_factory):
     async def main():
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
+        port = closed_port()
         async with LabProxy(ProxyConfig(), SystemResolver()) as proxy:
             _r, w, head = await open_tunnel(proxy, f"127.0.0.1:{port}")
             assert head.startswith(b"HTTP/1.1 503"), head
@@ -175,13 +165,10 @@ def test_reset_from_upstream_closes_client_in_splice(loop_factory):
                 pass
             assert data in (b"ok", b"")
             w.close()
-            for _ in range(100):
-                if proxy.stats.tunnels_open == 0:
-                    break
-                await asyncio.sleep(0.02)
+            await settled(proxy)
             assert proxy.stats.tunnels_open == 0
             rec = [r for r in proxy.log if r.event == "tunnel_closed"][-1]
-            print(rec.message)
+            assert f"{2 << 20} B up" in rec.message and "upstream connection lost" in rec.message, rec.message
         srv.close()
 
     asyncio.run(main(), loop_factory=loop_factory)

@@ -10,24 +10,11 @@ import struct
 import time
 
 import pytest
+from proxy_testkit import settled, upstream_server
 
 from proxy_lab.proxy import LabProxy, ProxyConfig, fastpath, splice
 from proxy_lab.proxy.poller import IN, Poller
 from proxy_lab.resolver import SystemResolver
-
-
-async def upstream_server(handler):
-    srv = await asyncio.start_server(handler, "127.0.0.1", 0)
-    return srv, srv.sockets[0].getsockname()[1]
-
-
-async def settled(proxy, timeout_s=3.0):
-    """Wait until the proxy holds no connection (bounded)."""
-    for _ in range(int(timeout_s / 0.02)):
-        if proxy.stats.connections_open == 0 and proxy.stats.tunnels_open == 0 and not proxy._tunnels:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"still open: {proxy.stats}")
 
 
 def test_a_head_split_over_two_segments_still_takes_the_plain_tunnel(loop_factory):
