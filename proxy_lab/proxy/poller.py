@@ -94,7 +94,7 @@ class Poller:
     # -- from any thread ----------------------------------------------------------------------------
     def call(self, callback: Callable[..., object], *args: object) -> None:
         """Run `callback(*args)` on the poller's thread: now when called there, else soon, in order."""
-        if threading.current_thread() is self._thread:
+        if self.on_thread:
             callback(*args)
             return
         self._calls.append((callback, args))

@@ -272,11 +272,7 @@ class LabProxy:
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace_s)
             if pending:
-                for tunnel in list(self._tunnels):
-                    if isinstance(tunnel, PlainTunnel):
-                        tunnel.poller.call(tunnel.abort)
-                    else:
-                        tunnel.abort()
+                self._abort_tunnels()
                 for conn in list(self._conns):
                     conn.abort()
                 _, pending = await asyncio.wait(pending, timeout=1.0)
@@ -291,14 +287,20 @@ class LabProxy:
         if self._poller is not None:
             # A tunnel the plain path's thread set up after the snapshot above: aborted there,
             # before the thread ends (its calls run in order, then it stops).
-            for tunnel in list(self._tunnels):
-                if isinstance(tunnel, PlainTunnel):
-                    tunnel.poller.call(tunnel.abort)
+            self._abort_tunnels()
             self._poller.close()
             self._poller = None
         for fault in self.config.faults:
             await fault.stop()
         self._record("stopped", f"lab proxy {self.url} stopped")
+
+    def _abort_tunnels(self) -> None:
+        """Drop every tunnel still open; a plain tunnel on the poller's thread, which owns it."""
+        for tunnel in list(self._tunnels):  # a snapshot: the poller's thread changes the set
+            if isinstance(tunnel, PlainTunnel):
+                tunnel.poller.call(tunnel.abort)
+            else:
+                tunnel.abort()
 
     async def __aenter__(self) -> LabProxy:
         await self.start()

@@ -32,6 +32,7 @@ import mmap
 import os
 import socket
 import struct
+import time
 from collections.abc import Callable
 
 log = logging.getLogger("proxy_lab.proxy")
@@ -153,7 +154,7 @@ class WorkerSteering:
         if any(shared[:n]):
             self.calm_since = None
             return
-        now = now if now is not None else (self._loop.time() if self._loop is not None else 0.0)
+        now = time.monotonic() if now is None else now
         if self.calm_since is None:
             self.calm_since = now
         elif now - self.calm_since >= SETTLE_S:

@@ -49,7 +49,8 @@ class AuthSchemes(Fault, name="auth_schemes"):
         super().__post_init__()
         if not self.schemes:
             raise ValueError("schemes: offer at least one of NTLM, Negotiate, Basic")
-        self._challenges: OrderedDict[int, bytes] = OrderedDict()  # connection id -> server challenge
+        # (proxy address, connection id) -> server challenge: a fault may serve several proxies.
+        self._challenges: OrderedDict[tuple[tuple[str, int], int], bytes] = OrderedDict()
 
     def on_auth(self, ctx: Ctx, answer: Refusal | None) -> Refusal | None:
         # Basic credentials that matched one of the proxy's users pass when Basic is offered; NTLM
@@ -82,7 +83,7 @@ class AuthSchemes(Fault, name="auth_schemes"):
             return self._ask(ctx, f"auth_schemes: malformed NTLM token ({exc})")
         if kind == ntlm.NEGOTIATE:
             server_challenge = ntlm.new_challenge()
-            self._challenges[ctx.conn_id] = server_challenge
+            self._challenges[(ctx.proxy, ctx.conn_id)] = server_challenge
             while len(self._challenges) > MAX_HANDSHAKES:
                 self._challenges.popitem(last=False)
             message = base64.b64encode(ntlm.challenge_message(server_challenge, self.domain, "proxy-lab")).decode()
@@ -92,7 +93,7 @@ class AuthSchemes(Fault, name="auth_schemes"):
             )  # fmt: skip
         if kind != ntlm.AUTHENTICATE:
             return self._ask(ctx, "auth_schemes: an NTLM CHALLENGE message from the client")
-        issued = self._challenges.pop(ctx.conn_id) if ctx.conn_id in self._challenges else None
+        issued = self._challenges.pop((ctx.proxy, ctx.conn_id), None)
         if issued is None:
             return self._ask(
                 ctx, "auth_schemes: NTLM AUTHENTICATE without a CHALLENGE on this connection "
