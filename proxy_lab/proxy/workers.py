@@ -29,7 +29,7 @@ import signal
 import socket
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from proxy_lab.errors import ConfigError
 from proxy_lab.proxy.listener import listening_socket
@@ -46,21 +46,12 @@ def run_workers(config: ProxyConfig, resolver: Resolver, workers: int) -> int:
     """Serve `config.listen` from `workers` processes until SIGINT/SIGTERM; the exit code of run_proxy."""
     from proxy_lab.proxy.server import run_in_loop, serve_forever  # server imports this module lazily
 
-    host, port = config.listen
-    if not is_ip(host):  # a name may stand for several addresses: one process binds them all
+    if not is_ip(config.listen[0]):  # a name may stand for several addresses: one process binds them all
         return run_in_loop(serve_forever(config, resolver))
-    try:
-        config.check_exposure()
-        socks = listening_sockets(host, port, workers)
-    except (OSError, ConfigError) as exc:
-        log.error("lab proxy cannot start on %s:%s: %s", host, port, exc)
-        return 2
-    steering = Steering.start(socks) if config.cpu_affinity else None
-    bound = socks[0].getsockname()
-    log.info("lab proxy: %d worker processes serve %s:%s", workers, bound[0], bound[1])
     children: list[int] = []
-    # The parent forwards SIGINT/SIGTERM from before the first fork: a signal that arrives while the
-    # workers start must stop them, not kill the parent with the workers orphaned.
+    # The parent forwards SIGINT/SIGTERM from before it binds: the port accepts connections (into
+    # the kernel's queue) from then on, so whoever waits for it may signal at once, and the signal
+    # must stop the workers, not kill the parent before or while it forks them.
     stopping: list[bool] = []
 
     def forward(signum: int, frame: FrameType | None) -> None:
@@ -70,6 +61,30 @@ def run_workers(config: ProxyConfig, resolver: Resolver, workers: int) -> int:
                 os.kill(pid, signum)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _start(config, resolver, workers, children, stopping, previous)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _start(
+    config: ProxyConfig, resolver: Resolver, workers: int, children: list[int], stopping: list[bool],
+    previous: dict[signal.Signals, Any],
+) -> int:  # fmt: skip
+    """Bind, fork the workers (listed in `children` as they start) and supervise them."""
+    from proxy_lab.proxy.server import run_in_loop, serve_forever
+
+    host, port = config.listen
+    try:
+        config.check_exposure()
+        socks = listening_sockets(host, port, workers)
+    except (OSError, ConfigError) as exc:
+        log.error("lab proxy cannot start on %s:%s: %s", host, port, exc)
+        return 2
+    steering = Steering.start(socks) if config.cpu_affinity else None
+    bound = socks[0].getsockname()
+    log.info("lab proxy: %d worker processes serve %s:%s", workers, bound[0], bound[1])
     mask = {signal.SIGINT, signal.SIGTERM}
     for n in range(workers):
         if stopping:
@@ -102,11 +117,7 @@ def run_workers(config: ProxyConfig, resolver: Resolver, workers: int) -> int:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, mask)  # a signal that waited is forwarded now
     for sock in socks:
         sock.close()  # the workers hold them: once they close theirs, the port refuses connections
-    try:
-        return _supervise(children, stopping)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    return _supervise(children, stopping)
 
 
 def listening_sockets(host: str, port: int, workers: int) -> list[socket.socket]:
