@@ -124,6 +124,16 @@ class Captured(logging.Handler):
         return [self.format(r) for r in self.records if r.exc_info or r.levelno >= logging.ERROR]
 
 
+async def until_idle(proxy: LabProxy, timeout_s: float = 4.0) -> None:
+    """Wait, bounded, until the proxy has noticed that its clients left: no connection, no tunnel
+    open. A close reaches the proxy some time after the client made it (a tunnel also waits for
+    its upstream's FIN), so a test that counts capacity waits for this first; it asserts after."""
+    for _ in range(int(timeout_s / 0.02)):
+        if proxy.stats.connections_open == 0 and proxy.stats.tunnels_open == 0:
+            return
+        await asyncio.sleep(0.02)
+
+
 @asynccontextmanager
 async def captured_proxy_log() -> AsyncIterator[Captured]:
     handler = Captured()
