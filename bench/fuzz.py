@@ -263,7 +263,7 @@ def _request(method: str, target: str, version: str, headers: list[tuple[str, st
 
 
 def _message_seeds() -> list[bytes]:
-    from proxy_lab.cloud import messages as m
+    from proxy_lab.protocol import messages as m
 
     rec = m.Record("r-1", "1st", 100, "0.85", "2020-08-19")
     return [
@@ -466,7 +466,7 @@ def check_httpsniff(args: tuple[bytes, list[int]]) -> None:
 
 
 def check_messages(data: bytes) -> None:
-    from proxy_lab.cloud import messages as m
+    from proxy_lab.protocol import messages as m
 
     for name in m.__all__:
         fn = getattr(m, name)
@@ -550,7 +550,7 @@ def targets() -> list[Target]:
         Target("cloud.RequestReader", "proxy_lab.cloud.httpwire",
                _chunked(st.one_of(st.binary(max_size=300), REQUEST_STREAM, mutated(REQUEST_STREAM))), check_request_reader,
                "RemoteProtocolError"),
-        Target("cloud.messages", "proxy_lab.cloud.messages",
+        Target("cloud.messages", "proxy_lab.protocol.messages",
                st.one_of(st.binary(max_size=200), mutated(st.sampled_from(_message_seeds()), max_ops=6)), check_messages,
                "ValueError"),
         Target("cloud.rawtcp", "proxy_lab.cloud.rawtcp",

@@ -84,9 +84,7 @@ def proxy_lab_session(proxy_lab_certs_dir: Path) -> Iterator[LabThread]:
 def proxy_lab(proxy_lab_session: LabThread) -> Iterator[Lab]:
     """The session's lab; cloud knobs are reset after each test and background errors re-raised."""
     yield proxy_lab_session.lab
-    state = proxy_lab_session.lab.cloud.state
-    state.drop_receipts = False
-    state.corrupt_downloads = False
+    proxy_lab_session.lab.cloud.reset()
     if proxy_lab_session.errors:
         errors, proxy_lab_session.errors[:] = list(proxy_lab_session.errors), []
         raise errors[0]

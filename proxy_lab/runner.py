@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from proxy_lab.cloud.messages import Record
 from proxy_lab.device import Device, DeviceSettings, ProxySettings
 from proxy_lab.lab import Lab
 from proxy_lab.outcomes import Outcome, Result, service_outcomes
+from proxy_lab.protocol.messages import Record
 from proxy_lab.scenarios import Scenario
 from proxy_lab.targets import ProxyEndpoint, SetupError, Target, TargetSkipped, get_target
 from proxy_lab.targets.lab import LabTarget
@@ -84,18 +84,6 @@ def device_settings(scenario: Scenario, proxy: ProxyEndpoint | None) -> DeviceSe
     )
 
 
-def _apply_cloud(lab: Lab, scenario: Scenario) -> None:
-    cloud = lab.cloud
-    cloud.download_bytes = scenario.cloud.download_bytes
-    cloud.state.drop_receipts = scenario.cloud.drop_receipts
-    cloud.state.corrupt_downloads = scenario.cloud.corrupt_downloads
-
-
-def _reset_cloud(lab: Lab) -> None:
-    lab.cloud.state.drop_receipts = False
-    lab.cloud.state.corrupt_downloads = False
-
-
 async def run_scenario(
     scenario: Scenario,
     lab: Lab,
@@ -120,7 +108,7 @@ async def run_scenario(
         )  # fmt: skip
 
     try:
-        _apply_cloud(lab, scenario)
+        lab.cloud.configure(scenario.cloud)
         async with target.proxy_for(scenario, lab) as proxy:
             with meter(proxy) as device:
                 for i in range(scenario.device.transactions):  # mail printed before the run
@@ -130,7 +118,7 @@ async def run_scenario(
                 run.journal_after = device.journal.count()
         if scenario.followup:
             # The same meter later, on a path without the faults: nothing may be lost or sent twice.
-            _reset_cloud(lab)
+            lab.cloud.reset()
             async with LabTarget().proxy_for(scenario, lab, with_faults=False) as proxy:
                 with meter(proxy) as device:
                     run.followup_results = await device.run(["funds"])
@@ -140,7 +128,7 @@ async def run_scenario(
     except SetupError as exc:
         run.setup_error = str(exc)
     finally:
-        _reset_cloud(lab)
+        lab.cloud.reset()
     for r in run.results:
         r.scenario = scenario.id
     run.observed = service_outcomes(run.results)

@@ -11,7 +11,7 @@ Few listeners serve all ~95 hosts:
 lab proxy and the device never touch the system resolver. `Cloud.state` records what arrived and
 holds the run-time knobs (`drop_receipts`, `corrupt_downloads`, `download_bytes`, `dns_nxdomain`,
 `dns_servfail`). Messages are docs/cloud-protocol.md's, built and parsed by
-`proxy_lab.cloud.messages`.
+`proxy_lab.protocol.messages`.
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ from proxy_lab.cloud.files import MAX_DOWNLOAD_BYTES, FileStore, SignedFile
 from proxy_lab.cloud.rawtcp import RAW_EXCHANGES, RawTcpConnection
 from proxy_lab.cloud.routes import CloudApp
 from proxy_lab.cloud.server import HttpConnection
-from proxy_lab.cloud.state import CloudState
+from proxy_lab.cloud.state import CloudSettings, CloudState
 from proxy_lab.cloud.tls import SniContexts
 from proxy_lab.errors import ConfigError
 from proxy_lab.pki import PKI
 from proxy_lab.resolver import Address, MapResolver, is_ip
 
-__all__ = ["Cloud", "CloudState"]
+__all__ = ["Cloud", "CloudSettings", "CloudState"]
 
 log = logging.getLogger("proxy_lab.cloud")
 
@@ -172,6 +172,16 @@ class Cloud:
         if not 0 <= size <= MAX_DOWNLOAD_BYTES:
             raise ConfigError(f"download_bytes {size} is outside 0..{MAX_DOWNLOAD_BYTES}")
         self.state.download_bytes = size
+
+    def configure(self, settings: CloudSettings) -> None:
+        """Set the run-time knobs for one run (a scenario's `[cloud]` table); `reset()` undoes it."""
+        self.download_bytes = settings.download_bytes
+        self.state.drop_receipts = settings.drop_receipts
+        self.state.corrupt_downloads = settings.corrupt_downloads
+
+    def reset(self) -> None:
+        """Every knob back to its default and everything received forgotten (between runs and tests)."""
+        self.state.reset()
 
     async def set_download_bytes(self, size: int) -> None:
         """Change the size of every download, generating and signing the files off the event loop."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from proxy_lab.cloud.messages import DOWNLOAD_FILES, OTA_PATH, FileEntry, file_path, sign_file
+from proxy_lab.protocol.messages import DOWNLOAD_FILES, OTA_PATH, FileEntry, file_path, sign_file
 
 MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
 _KEEP_SIZES = 4  # signed sets kept in memory, one per download size asked for

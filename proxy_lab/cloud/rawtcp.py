@@ -15,9 +15,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 
-from proxy_lab.cloud import messages as msg
 from proxy_lab.cloud.conn import Connections, StreamConnection
 from proxy_lab.cloud.state import CloudState
+from proxy_lab.protocol import messages as msg
 
 MAX_LINE = 256
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 from proxy_lab.catalog import Catalog
-from proxy_lab.cloud import messages as msg
 from proxy_lab.cloud.files import FileStore
 from proxy_lab.cloud.httpwire import CloseWithoutAnswer, Request, Response, text_response
 from proxy_lab.cloud.state import CloudState
 from proxy_lab.errors import ConfigError
+from proxy_lab.protocol import messages as msg
 
 Answer = Response | CloseWithoutAnswer
 Handler = Callable[[Request, str], Answer]

@@ -8,6 +8,18 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class CloudSettings(Protocol):
+    """What a run may set on the cloud for its duration (a scenario's `[cloud]` table satisfies it)."""
+
+    @property
+    def download_bytes(self) -> int: ...
+    @property
+    def drop_receipts(self) -> bool: ...
+    @property
+    def corrupt_downloads(self) -> bool: ...
 
 
 def _name(host: str) -> str:

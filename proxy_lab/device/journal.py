@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 from types import TracebackType
 
-from proxy_lab.cloud.messages import Record
+from proxy_lab.protocol.messages import Record
 
 __all__ = ["Journal", "Record"]
 

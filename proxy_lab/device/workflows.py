@@ -1,7 +1,7 @@
 """The exchanges: what the device does inside the tunnel at each catalog endpoint.
 
 Owns one coroutine per catalog `exchange` name, exactly per docs/cloud-protocol.md, built and
-checked with `proxy_lab.cloud.messages` (the same module the cloud uses). Each HTTP exchange is one
+checked with `proxy_lab.protocol.messages` (the same module the cloud uses). Each HTTP exchange is one
 request per connection (`Connection: close`); an exchange needing two requests (a signed download
 and its `.sig`) opens a second tunnel. Every exchange returns a `Worked` observation or ends the
 probe with ProbeFailed: origin 4xx/5xx is refused, a failed signature or semantic check tampered.
@@ -17,7 +17,6 @@ from urllib.parse import parse_qs, urlsplit
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from proxy_lab.catalog import Endpoint
-from proxy_lab.cloud import messages as msg
 from proxy_lab.device.classify import CheckFailed, OriginAnswer, ProbeFailed, Worked, classify, page_title
 from proxy_lab.device.client import HttpAnswer, http_request
 from proxy_lab.device.journal import Journal
@@ -27,6 +26,7 @@ from proxy_lab.device.transcript import Transcript
 from proxy_lab.device.wire import Stream
 from proxy_lab.errors import RemoteProtocolError
 from proxy_lab.outcomes import Evidence
+from proxy_lab.protocol import messages as msg
 
 Opener = Callable[[], Awaitable[Stream]]
 

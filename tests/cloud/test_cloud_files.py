@@ -6,8 +6,8 @@ import hashlib
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from proxy_lab.cloud import messages as m
 from proxy_lab.cloud.files import FileStore, file_content, flip_one_byte
+from proxy_lab.protocol import messages as m
 
 
 def test_file_content_is_deterministic_per_name_size_and_seed() -> None:

@@ -10,9 +10,9 @@ from dnslib import DNSRecord
 
 from proxy_lab.catalog import Catalog
 from proxy_lab.cloud import Cloud
-from proxy_lab.cloud import messages as m
 from proxy_lab.errors import ConfigError
 from proxy_lab.pki import PKI
+from proxy_lab.protocol import messages as m
 from proxy_lab.resolver import ResolveError
 
 

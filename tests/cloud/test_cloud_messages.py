@@ -1,4 +1,4 @@
-"""proxy_lab.cloud.messages: every message built by one side parses on the other; bad XML is refused."""
+"""proxy_lab.protocol.messages: every message built by one side parses on the other; bad XML is refused."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy_lab.cloud import messages as m
+from proxy_lab.protocol import messages as m
 
 METER = "PBLAB-0001"
 

@@ -7,8 +7,8 @@ import socket
 from cloud_testclient import read_all
 
 from proxy_lab.cloud import Cloud
-from proxy_lab.cloud import messages as m
 from proxy_lab.cloud.rawtcp import MAX_LINE, MtalkSession, TeamViewerSession
+from proxy_lab.protocol import messages as m
 
 METER = "PBLAB-0001"
 

@@ -10,9 +10,9 @@ from cloud_testclient import XML_HEADERS, Reply, exchange, http, parse_reply, re
 
 from proxy_lab.catalog import Catalog, Endpoint
 from proxy_lab.cloud import Cloud
-from proxy_lab.cloud import messages as m
 from proxy_lab.cloud.files import file_content
 from proxy_lab.pki import PKI
+from proxy_lab.protocol import messages as m
 
 METER = "PBLAB-0001"
 

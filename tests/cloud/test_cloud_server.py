@@ -11,8 +11,8 @@ from cloud_testclient import LoopThread, connect, exchange, parse_reply, read_al
 
 from proxy_lab.catalog import Catalog
 from proxy_lab.cloud import Cloud
-from proxy_lab.cloud import messages as m
 from proxy_lab.pki import PKI
+from proxy_lab.protocol import messages as m
 
 METER = "PBLAB-0001"
 IDLE_S = 0.5

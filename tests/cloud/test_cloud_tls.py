@@ -11,8 +11,8 @@ from cryptography import x509
 
 from proxy_lab.catalog import Catalog
 from proxy_lab.cloud import Cloud
-from proxy_lab.cloud import messages as m
 from proxy_lab.pki import PKI
+from proxy_lab.protocol import messages as m
 
 
 def _san_dns_names(sock: ssl.SSLSocket) -> list[str]:

@@ -12,10 +12,10 @@ import pytest
 from device_testkit import Conn, Handler, Server, ep, http_origin, make_device, relay, response, run
 
 from proxy_lab.catalog import Endpoint
-from proxy_lab.cloud import messages as msg
 from proxy_lab.device import Device
 from proxy_lab.outcomes import Outcome, Result
 from proxy_lab.pki import PKI
+from proxy_lab.protocol import messages as msg
 from proxy_lab.resolver import MapResolver
 
 

@@ -23,7 +23,7 @@ def test_a_parser_returns_or_raises_only_its_declared_errors_and_never_hangs(tar
 def test_the_fuzz_targets_cover_every_sans_io_parser() -> None:
     modules = {t.module for t in targets()}
     for module in ("proxy_lab.proxy.parse", "proxy_lab.proxy.auth", "proxy_lab.http1", "proxy_lab.device.response",
-                   "proxy_lab.cloud.httpwire", "proxy_lab.cloud.messages"):  # fmt: skip
+                   "proxy_lab.cloud.httpwire", "proxy_lab.protocol.messages"):  # fmt: skip
         assert module in modules
 
 
