@@ -229,9 +229,7 @@ async def run_check(
             async with Lab.create(certs_dir, catalog) as lab:
                 faults = [make_fault(n, s) for n, s in lab_faults]
                 for f in faults:
-                    bind = getattr(f, "bind_lab", None)
-                    if bind is not None:
-                        bind(lab)
+                    f.attach(lab)
                 user = pw = None
                 users: dict[str, str] = {}
                 if proxy_url:

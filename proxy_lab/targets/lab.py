@@ -22,9 +22,7 @@ def proxy_config(scenario: Scenario, lab: Lab, *, with_faults: bool = True) -> P
                 fault = make_fault(f.name, f.settings)
             except ConfigError as exc:
                 raise ConfigError(f"{where}: {exc}") from exc
-            bind = getattr(fault, "bind_lab", None)
-            if bind is not None:
-                bind(lab)
+            fault.attach(lab)
             faults.append(fault)
     return ProxyConfig(
         users=dict(spec.users),

@@ -13,11 +13,24 @@ import socket
 import types
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol, Union, get_args, get_origin, get_type_hints
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Literal,
+    Protocol,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
 from proxy_lab.errors import ConfigError
 from proxy_lab.proxy.events import ConnectRequest, Refusal
 from proxy_lab.resolver import Address
+
+if TYPE_CHECKING:
+    from proxy_lab.pki import PKI
 
 Direction = Literal["client_to_upstream", "upstream_to_client"]
 DIRECTIONS: tuple[Direction, ...] = ("client_to_upstream", "upstream_to_client")
@@ -58,6 +71,13 @@ class Ctx:
     def authority(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
+
+
+class LabServices(Protocol):
+    """What the lab lends its faults (`proxy_lab.lab.Lab` satisfies it): the PKI, for now."""
+
+    @property
+    def pki(self) -> PKI: ...
 
 
 class TunnelControl(Protocol):
@@ -206,6 +226,11 @@ class Fault:
         return _overrides(self, Fault, hook)
 
     # -- lifecycle ------------------------------------------------------------------------------
+    def attach(self, lab: LabServices) -> None:
+        """Called once by whoever builds the proxy inside a lab, before `start`: take what the lab
+        lends (tls_inspect takes its PKI). Most faults need nothing; a fault never attached uses
+        its own defaults."""
+
     async def start(self) -> None:
         """Called by LabProxy.start once it listens (e.g. tls_inspect starts its engine)."""
 

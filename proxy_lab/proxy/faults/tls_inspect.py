@@ -7,10 +7,9 @@ import logging
 import socket
 import weakref
 from dataclasses import dataclass, field
-from typing import Any
 
 from proxy_lab.pki import PKI
-from proxy_lab.proxy.faults.base import Ctx, Fault, OpenNext, Refuse, doc
+from proxy_lab.proxy.faults.base import Ctx, Fault, LabServices, OpenNext, Refuse, doc
 from proxy_lab.proxy.inspection import InspectionError, InspectionStage, warm_up
 from proxy_lab.proxy.responses import lab_error
 
@@ -40,8 +39,8 @@ class TlsInspect(Fault, name="tls_inspect"):
             if not pattern.strip() or any(c.isspace() for c in pattern):
                 raise ValueError(f"bypass: {pattern!r} is not a host pattern")
 
-    def bind_lab(self, lab: Any) -> None:
-        """Use the lab's PKI (called by the lab target); without it, `PKI.load()` (certs/)."""
+    def attach(self, lab: LabServices) -> None:
+        """Use the lab's PKI; a fault never attached uses `PKI.load()` (certs/)."""
         self.bind_pki(lab.pki)
 
     def bind_pki(self, pki: PKI) -> None:
