@@ -5,11 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
+# pip runs with PYTHONWARNINGS=ignore: setuptools explains editable installs at length on every run.
 # First Python >= 3.12 found: python3.13, python3.12, then pyenv-installed versions, then python3.
 PYTHON ?= $(shell for c in python3.13 python3.12 $$(ls -d $$HOME/.pyenv/versions/3.1[3-9]*/bin/python3 $$HOME/.pyenv/versions/3.12*/bin/python3 2>/dev/null | sort -rV) python3; do \
 	if command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null; then command -v $$c; break; fi; done)
 
-.PHONY: demo test lint typecheck bench fuzz soak matrix report-screenshot certs clean
+.PHONY: demo test lint typecheck bench fuzz soak matrix matrix-doc report-screenshot certs clean
 
 $(PY):
 	@if [ -z "$(PYTHON)" ]; then echo "error: no Python >= 3.12 found (tried python3.13, python3.12, ~/.pyenv/versions/3.12+, python3)" >&2; exit 2; fi
@@ -18,11 +19,11 @@ $(PY):
 	@$(PY) -m pip install -q --upgrade pip
 
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[fast]'
+	PYTHONWARNINGS=ignore $(PY) -m pip install -q -e '.[fast]'
 	@touch $@
 
 $(DEVSTAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[fast,dev]'
+	PYTHONWARNINGS=ignore $(PY) -m pip install -q -e '.[fast,dev]'
 	@touch $(STAMP) $@
 
 demo: $(STAMP)
@@ -49,6 +50,10 @@ soak: $(DEVSTAMP)
 
 matrix: $(DEVSTAMP)
 	$(VENV)/bin/proxy-lab matrix $(MATRIX_ARGS)
+
+# The README links this file instead of carrying the matrix (root: real products in a namespace).
+matrix-doc: $(DEVSTAMP)
+	$(VENV)/bin/proxy-lab matrix --format markdown -o docs/matrix.md $(MATRIX_ARGS)
 
 report-screenshot: $(DEVSTAMP)
 	$(PY) -m proxy_lab.report.screenshot --output report.png
