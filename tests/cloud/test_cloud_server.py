@@ -28,8 +28,8 @@ def impatient_cloud(pki: PKI, catalog: Catalog, loop_thread: LoopThread) -> Iter
 
 
 def test_a_chunked_xml_body_is_accepted_like_the_dm_series_sends_it(cloud: Cloud, pki: PKI) -> None:
-    # Pitney Bowes' DM-series meters post XML with chunked transfer coding, empty chunks included
-    # (reference §1.2); the cloud decodes it rather than answering 411.
+    # Pitney Bowes' DM Series Networking Guide: those meters post XML with chunked transfer coding,
+    # empty chunks included; the cloud decodes it rather than answering 411.
     body = m.transaction_upload(METER, ["C1", "C2"])
     chunks = b"".join(
         b"%x\r\n%s\r\n" % (len(body[i : i + 40]), body[i : i + 40]) for i in range(0, len(body), 40)
