@@ -249,7 +249,10 @@ class HttpWire:
         has already begun and nothing more can be said)."""
         if self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return b""
-        return self.respond(text_response(status, reason, close=True), date=date)
+        try:
+            return self.respond(text_response(status, reason, close=True), date=date)
+        except h11.LocalProtocolError:  # pragma: no cover - h11 refuses an answer now: close silently
+            return b""
 
     @property
     def must_close(self) -> bool:
@@ -267,11 +270,11 @@ class HttpWire:
 
     def _start(self, event: h11.Request) -> None:
         """Check a request head h11 accepted against the cloud's own limits and rules."""
+        self._head, self._body, self._method = event, bytearray(), event.method
         consumed = self._head_bytes - len(self._h11.trailing_data[0])
         self._head_bytes = 0
         if consumed > self.max_head_bytes:
             raise self._head_too_large()
-        self._head, self._body, self._method = event, bytearray(), event.method
         if event.http_version not in (b"1.0", b"1.1"):
             raise RemoteProtocolError(
                 f"version HTTP/{event.http_version.decode()} is not HTTP/1.1 or HTTP/1.0",

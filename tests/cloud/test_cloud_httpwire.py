@@ -65,7 +65,9 @@ def test_a_chunked_body_fed_one_byte_at_a_time_is_decoded() -> None:
 
 
 def test_a_chunked_body_made_only_of_the_last_chunk_is_empty() -> None:
-    req = read_one(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").next_request()
+    req = read_one(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    ).next_request()
     assert req is not None and req.body == b""
 
 
@@ -154,7 +156,10 @@ def test_a_head_just_under_the_limit_is_read_and_one_just_over_is_refused_in_any
 
 def test_a_chunked_body_over_the_limit_is_413() -> None:
     wire = read_one(
-        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + b"400\r\n" + b"a" * 1024 + b"\r\n"
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"400\r\n"
+        + b"a" * 1024
+        + b"\r\n"
         b"400\r\n" + b"a" * 1024,
         max_body_bytes=1500,
     )
@@ -216,6 +221,14 @@ def test_a_refusal_before_any_request_is_answered_and_closes() -> None:
     raw = wire.refuse(info.value.error_status_hint, "why")
     assert raw.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert raw.endswith(b"Connection: close\r\n\r\nwhy\n") and wire.must_close
+
+
+def test_a_refused_head_request_gets_the_error_head_without_its_body() -> None:
+    wire = read_one(b"HEAD / HTTP/1.1\r\nHost: a\r\nX: " + b"a" * 2000 + b"\r\n\r\n", max_head_bytes=1024)
+    with pytest.raises(RemoteProtocolError) as info:
+        wire.next_request()
+    raw = wire.refuse(info.value.error_status_hint, "too large")
+    assert raw.startswith(b"HTTP/1.1 431 ") and raw.endswith(b"Connection: close\r\n\r\n")
 
 
 def test_a_text_response_ends_its_body_with_one_newline() -> None:
