@@ -1,4 +1,5 @@
-"""The PKI writes both lab CAs and the signing key once, with private keys mode 0600."""
+"""The PKI writes both lab CAs and the signing key once, with private keys mode 0600; files signed
+with its key verify, and tampered or foreign ones do not."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from proxy_lab.pki import CORP_CA_NAME, PB_ROOT_NAME, PKI
+from proxy_lab.protocol.messages import sign_file, verify_file
 
 
 def test_certs_are_written_once_with_private_keys_mode_0600(tmp_path: Path) -> None:
@@ -52,7 +55,29 @@ def test_the_device_context_trusts_the_pb_root_only(tmp_path: Path) -> None:
     assert subjects == [PB_ROOT_NAME]
 
 
-def test_signatures_made_with_the_signing_key_verify_with_its_public_key(tmp_path: Path) -> None:
+def test_a_file_signed_by_the_lab_key_verifies_and_a_tampered_or_foreign_one_is_rejected(
+    tmp_path: Path,
+) -> None:
     pki = PKI.load(tmp_path)
-    sig = pki.signing_key().sign(b"rates")
-    pki.signing_public_key().verify(sig, b"rates")
+    public = pki.signing_public_key()
+    data = b"rates-gb: 1st class 100 g 0.85"
+    signature = sign_file(pki.signing_key(), data)
+    verify_file(public, data, signature)  # the genuine file verifies
+
+    tampered = bytes([data[0] ^ 0x01]) + data[1:]  # one bit of one byte changed
+    with pytest.raises(ValueError, match="does not verify"):
+        verify_file(public, tampered, signature)
+    bad_signature = signature[:-1] + bytes([signature[-1] ^ 0x80])
+    with pytest.raises(ValueError, match="does not verify"):
+        verify_file(public, data, bad_signature)
+    foreign = sign_file(Ed25519PrivateKey.generate(), data)  # the same file, signed by another key
+    with pytest.raises(ValueError, match="does not verify"):
+        verify_file(public, data, foreign)
+
+
+def test_a_second_lab_directory_has_its_own_signing_key(tmp_path: Path) -> None:
+    data = b"software.bin"
+    ours, other = PKI.load(tmp_path / "a"), PKI.load(tmp_path / "b")
+    verify_file(ours.signing_public_key(), data, sign_file(ours.signing_key(), data))
+    with pytest.raises(ValueError, match="does not verify"):
+        verify_file(ours.signing_public_key(), data, sign_file(other.signing_key(), data))

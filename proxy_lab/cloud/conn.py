@@ -92,7 +92,7 @@ class StreamConnection(asyncio.Protocol):
         self.on_idle()
 
     def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closing:
+        if data and self.transport is not None and not self.closing:
             self.transport.write(data)
 
     def close(self) -> None:

@@ -1,28 +1,37 @@
-"""Sans-IO HTTP/1.1 for the cloud's origin server: request framing in, response bytes out.
+"""HTTP/1.1 for the cloud's origin server on h11: requests read from one connection, answers written to it.
 
-`RequestReader` is fed bytes and yields complete `Request`s (head parsed by
-`proxy_lab.http1.parse_head`, body framed by Content-Length or `Transfer-Encoding: chunked`),
-`None` while more bytes are needed, or raises `RemoteProtocolError` carrying the status to answer.
-`render_response` turns a `Response` into bytes. No sockets here.
+The cloud is a well-behaved origin server, so h11 (https://h11.readthedocs.io) does the framing:
+request line and fields, Content-Length and chunked bodies (RFC 9112 §6, §7.1), keep-alive and
+`Connection: close`, `Expect: 100-continue`. `HttpWire` is sans-IO: `feed` bytes in, take complete
+`Request`s from `next_request` (one at a time: the next is read once the last is answered), and
+`respond` turns a `Response` into the bytes to write. It raises `RemoteProtocolError` carrying the
+status to answer; `refuse` frames that answer.
+
+What h11 leaves to the server, and this module adds, is policy: limits on the head and the body
+(431, 413), a request with both Transfer-Encoding and Content-Length refused (RFC 9112 §6.3 lets a
+server do so; squid-cache/squid PR #753 does), versions other than 1.0 and 1.1 (505), and
+request targets that are neither origin-form nor absolute-form (400).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from proxy_lab.errors import RemoteProtocolError
-from proxy_lab.http1 import Headers, parse_head
+import h11
 
-MAX_START_LINE = 8192  # RFC 9112 §3: "support, at a minimum, request-line lengths of 8000 octets"
+from proxy_lab.errors import RemoteProtocolError
+from proxy_lab.http1 import Headers
+
+MAX_TARGET = 8192  # RFC 9112 §3: "support, at a minimum, request-line lengths of 8000 octets"
 MAX_HEAD_BYTES = 16 * 1024
 MAX_BODY_BYTES = 1024 * 1024
-MAX_CHUNK_LINE = 1024
+# h11 is fed this much at a time, so what it buffers stays small and the head is measured exactly
+# (a head over the limit is refused whether it arrived in one piece or many).
+_FEED_BYTES = 16 * 1024
 
 _METHOD = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 §9.1: method = token
-_CONTENT_LENGTH = re.compile(r"^[0-9]{1,15}$")
-_CHUNK_SIZE = re.compile(rb"^([0-9A-Fa-f]{1,8})[ \t]*(;.*)?$")
 
 REASONS = {
     200: "OK",
@@ -99,21 +108,17 @@ class Request:
 
     @property
     def keep_alive(self) -> bool:
-        """RFC 9112 §9.3: HTTP/1.1 persists unless `close`; HTTP/1.0 only with `keep-alive`."""
-        tokens = {t.strip().lower() for v in self._all("connection") for t in v.split(",")}
-        if "close" in tokens:
-            return False
-        if self.version == "HTTP/1.0":
-            return "keep-alive" in tokens
-        return True
-
-    def _all(self, name: str) -> list[str]:
-        return [v for k, v in self.headers if k.lower() == name]
+        """h11's rule: HTTP/1.1 persists unless `Connection: close`; HTTP/1.0 never does (h11 does
+        not implement HTTP/1.0 keep-alive, which RFC 9112 §9.3 leaves optional)."""
+        tokens = {
+            t.strip().lower() for k, v in self.headers if k.lower() == "connection" for t in v.split(",")
+        }
+        return self.version == "HTTP/1.1" and "close" not in tokens
 
 
 @dataclass(frozen=True)
 class Response:
-    """What a route answers; `render_response` frames it."""
+    """What a route answers; `HttpWire.respond` frames it."""
 
     status: int
     body: bytes = b""
@@ -122,8 +127,8 @@ class Response:
     close: bool = False  # close the connection after this answer
 
     def __post_init__(self) -> None:
-        if not 100 <= self.status <= 999:
-            raise ValueError(f"status {self.status} is not a 3-digit HTTP status")
+        if not 200 <= self.status <= 999:
+            raise ValueError(f"status {self.status} is not a final 3-digit HTTP status")
         if self.status in (204, 304) and self.body:
             raise ValueError(f"a {self.status} response has no content")
 
@@ -140,226 +145,185 @@ def text_response(status: int, text: str, *, close: bool = False, headers: Heade
     return Response(status, (text.rstrip("\n") + "\n").encode(), "text/plain; charset=utf-8", headers, close)
 
 
-def render_response(
-    resp: Response, *, head_only: bool = False, close: bool = False, date: str | None = None
-) -> bytes:
-    """Serialize a response. RFC 9110 §8.6: no Content-Length in a 204; HEAD gets the GET length."""
-    lines = [f"HTTP/1.1 {resp.status} {REASONS.get(resp.status, 'Unknown')}"]
-    lines.append("Server: proxy-lab-cloud")
-    if date:
-        lines.append(f"Date: {date}")
-    if resp.content_type:
-        lines.append(f"Content-Type: {resp.content_type}")
-    if resp.status != 204 and not 100 <= resp.status < 200:
-        lines.append(f"Content-Length: {len(resp.body)}")
-    for k, v in resp.headers:
-        lines.append(f"{k}: {v}")
-    if close or resp.close:
-        lines.append("Connection: close")
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return head if head_only else head + resp.body
+def _remote(exc: h11.RemoteProtocolError) -> RemoteProtocolError:
+    return RemoteProtocolError(f"malformed request: {exc}", error_status_hint=exc.error_status_hint)
 
 
-@dataclass
-class _Chunked:
-    """Incremental state of a chunked body (RFC 9112 §7.1)."""
-
-    parts: list[bytes] = field(default_factory=list)
-    size: int = 0
-    remaining: int = -1  # bytes left in the current chunk's data; -1: expecting a size line
-    need_crlf: bool = False  # the CRLF after a chunk's data
-    in_trailer: bool = False
-
-
-class RequestReader:
-    """Feed bytes with `feed`; take requests with `next_request` until it returns None."""
+class HttpWire:
+    """The server side of one HTTP/1.1 connection, on an `h11.Connection`."""
 
     def __init__(self, *, max_head_bytes: int = MAX_HEAD_BYTES, max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self.max_head_bytes = max_head_bytes
         self.max_body_bytes = max_body_bytes
-        self._buf = bytearray()
-        self._head: tuple[str, str, str, Headers] | None = None
-        self._length: int | None = None
-        self._chunked: _Chunked | None = None
-        self._expect_continue = False
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buf)
+        # h11's own limit on an incomplete event (a chunk-size line, a trailer) sits above ours on the
+        # head, so a head too large is refused here, with the message and status of the cloud.
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head_bytes + _FEED_BYTES)
+        self._pending = bytearray()  # received, not yet given to h11
+        self._head_bytes = 0  # bytes h11 holds of the head being read (while the client is IDLE)
+        self._head: h11.Request | None = None
+        self._body = bytearray()
+        self._method = b""  # of the request being answered: HEAD gets no body
 
     @property
     def in_request(self) -> bool:
         """True when part of a request has arrived and not yet been returned."""
-        return bool(self._buf) or self._head is not None
+        state = self._h11.their_state
+        return state is h11.SEND_BODY or (state is h11.IDLE and bool(self._head_bytes or self._pending))
 
     def feed(self, data: bytes) -> None:
-        self._buf += data
+        self._pending += data
 
-    def take_expect_continue(self) -> bool:
-        """True once per request whose head asked `Expect: 100-continue` and whose body is awaited.
+    def take_expect_continue(self) -> bytes:
+        """`100 Continue` to write now, once per request that asked for it while its body is awaited.
 
         RFC 9110 §10.1.1: an origin server that receives "100-continue" "ought to either send an
         immediate response with a final status code ... or send an immediate 100 (Continue)".
         """
-        found, self._expect_continue = self._expect_continue, False
-        return found and self._head is not None
+        if not self._h11.they_are_waiting_for_100_continue or self._h11.their_state is not h11.SEND_BODY:
+            return b""
+        return (
+            self._h11.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")) or b""
+        )
 
     def next_request(self) -> Request | None:
-        if self._head is None:
-            if not self._read_head():
+        """The next complete request, or None until more bytes arrive (or the last is answered)."""
+        while True:
+            before = self._h11.their_state
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise _remote(exc) from exc
+            if event is h11.NEED_DATA:
+                if before is h11.IDLE and self._head_bytes > self.max_head_bytes:
+                    raise self._head_too_large()
+                if not self._pending:
+                    return None
+                piece = bytes(self._pending[:_FEED_BYTES])
+                del self._pending[:_FEED_BYTES]
+                if self._h11.their_state is h11.IDLE:
+                    self._head_bytes += len(piece)
+                self._h11.receive_data(piece)
+                continue
+            if event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
                 return None
-        assert self._head is not None
-        if self._chunked is not None:
-            body = self._read_chunked(self._chunked)
-            if body is None:
-                return None
-            chunked = True
-        else:
-            length = self._length or 0
-            if len(self._buf) < length:
-                return None
-            body = bytes(self._buf[:length])
-            del self._buf[:length]
-            chunked = False
-        method, target, version, headers = self._head
-        self._head, self._length, self._chunked, self._expect_continue = None, None, None, False
-        return Request(method, target, version, headers, body, chunked)
+            if isinstance(event, h11.Request):
+                self._start(event)
+            elif isinstance(event, h11.Data):
+                self._body += event.data
+                if len(self._body) > self.max_body_bytes:
+                    raise RemoteProtocolError(
+                        f"request body larger than the {self.max_body_bytes} bytes accepted",
+                        error_status_hint=413,
+                    )
+            elif isinstance(event, h11.EndOfMessage):
+                return self._finish()
 
-    # -- head -----------------------------------------------------------------------------------
-    def _read_head(self) -> bool:
-        # RFC 9112 §2.2: "a server that is expecting to receive and parse a request-line SHOULD
-        # ignore at least one empty line (CRLF) received prior to the request-line".
-        while self._buf[:2] == b"\r\n" or self._buf[:1] == b"\n":
-            del self._buf[: 2 if self._buf[:1] == b"\r" else 1]
-        head = parse_head(self._buf, max_start_line=MAX_START_LINE, max_head_bytes=self.max_head_bytes)
-        if head is None:
-            return False
-        parts = head.start_line.split(" ")
-        if len(parts) != 3 or not all(parts):
+    def respond(self, resp: Response, *, date: str | None = None) -> bytes:
+        """The bytes of `resp` answering the request last returned (a HEAD gets the head only).
+
+        RFC 9110 §8.6: no Content-Length in a 204; a HEAD answer carries the GET's length.
+        """
+        headers: list[tuple[str, str]] = [("Server", "proxy-lab-cloud")]
+        if date:
+            headers.append(("Date", date))
+        if resp.content_type:
+            headers.append(("Content-Type", resp.content_type))
+        if resp.status != 204:
+            headers.append(("Content-Length", str(len(resp.body))))
+        headers += resp.headers
+        if resp.close:
+            headers.append(("Connection", "close"))
+        reason = REASONS.get(resp.status, "Unknown").encode()
+        out = self._send(h11.Response(status_code=resp.status, headers=headers, reason=reason))
+        if resp.body and self._method != b"HEAD":
+            out += self._send(h11.Data(data=resp.body))
+        out += self._send(h11.EndOfMessage())
+        if self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE:
+            self._h11.start_next_cycle()
+            self._head_bytes = len(self._h11.trailing_data[0])
+            self._method = b""
+        return out
+
+    def refuse(self, status: int, reason: str, *, date: str | None = None) -> bytes:
+        """An error answer that closes the connection, whatever was read so far (b"" when an answer
+        has already begun and nothing more can be said)."""
+        if self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return b""
+        try:
+            return self.respond(text_response(status, reason, close=True), date=date)
+        except h11.LocalProtocolError:  # pragma: no cover - h11 refuses an answer now: close silently
+            return b""
+
+    @property
+    def must_close(self) -> bool:
+        """True once the last answer ended the connection (`Connection: close`, HTTP/1.0, an error)."""
+        return self._h11.our_state in (h11.MUST_CLOSE, h11.CLOSED, h11.ERROR)
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _send(self, event: h11.Event) -> bytes:
+        return self._h11.send(event) or b""
+
+    def _head_too_large(self) -> RemoteProtocolError:
+        return RemoteProtocolError(
+            f"request head larger than the {self.max_head_bytes} bytes accepted", error_status_hint=431
+        )
+
+    def _start(self, event: h11.Request) -> None:
+        """Check a request head h11 accepted against the cloud's own limits and rules."""
+        self._head, self._body, self._method = event, bytearray(), event.method
+        consumed = self._head_bytes - len(self._h11.trailing_data[0])
+        self._head_bytes = 0
+        if consumed > self.max_head_bytes:
+            raise self._head_too_large()
+        if event.http_version not in (b"1.0", b"1.1"):
             raise RemoteProtocolError(
-                f"malformed request line {head.start_line[:80]!r}; expected 'METHOD target HTTP/1.1'"
+                f"version HTTP/{event.http_version.decode()} is not HTTP/1.1 or HTTP/1.0",
+                error_status_hint=505,
             )
-        method, target, version = parts
-        if not _METHOD.match(method):
-            raise RemoteProtocolError(f"method {method[:20]!r} is not a token")
-        if version not in ("HTTP/1.1", "HTTP/1.0"):
-            status = 505 if version.startswith("HTTP/") else 400
+        target = event.target.decode("ascii", "replace")
+        if len(target) > MAX_TARGET:
             raise RemoteProtocolError(
-                f"version {version[:20]!r} is not HTTP/1.1 or HTTP/1.0", error_status_hint=status
+                f"request target of {len(target)} bytes is longer than the {MAX_TARGET} accepted",
+                error_status_hint=414,
             )
-        if not (
-            target.startswith("/") or target.lower().startswith(("http://", "https://")) or target == "*"
-        ):
+        if target.lower().startswith(("http://", "https://")):
+            try:
+                urlsplit(target).port  # noqa: B018 - raises ValueError on a bad authority
+            except ValueError as exc:
+                raise RemoteProtocolError(f"request target {target[:80]!r} is not a URL: {exc}") from exc
+        elif not (target.startswith("/") or target == "*"):
             raise RemoteProtocolError(
                 f"request target {target[:80]!r} is neither origin-form nor absolute-form"
             )
-        hosts = [v for k, v in head.headers if k.lower() == "host"]
-        # RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any
-        # HTTP/1.1 request message that lacks a Host header field and to any request message
-        # that contains more than one Host header field line".
-        if len(hosts) > 1 or (version == "HTTP/1.1" and not hosts):
-            raise RemoteProtocolError(f"request has {len(hosts)} Host header fields; expected exactly one")
-        self._frame_body(method, version, head.headers)
-        expect = [v.strip().lower() for k, v in head.headers if k.lower() == "expect"]
-        self._expect_continue = (
-            version == "HTTP/1.1"
-            and "100-continue" in expect
-            and (self._chunked is not None or bool(self._length))
-        )
-        del self._buf[: head.size]
-        self._head = (method, target, version, head.headers)
-        return True
-
-    def _frame_body(self, method: str, version: str, headers: Headers) -> None:
-        te = [v for k, v in headers if k.lower() == "transfer-encoding"]
-        cl = [v.strip() for k, v in headers if k.lower() == "content-length" for v in v.split(",")]
-        if te:
-            codings = [c.strip().lower() for v in te for c in v.split(",") if c.strip()]
-            if cl:
-                # RFC 9112 §6.1: a message with both "ought to be handled as an error"; refusing it
-                # closes the request-smuggling door (Squid PR #753 does the same).
-                raise RemoteProtocolError("request has both Transfer-Encoding and Content-Length")
-            if version == "HTTP/1.0":
-                raise RemoteProtocolError("Transfer-Encoding in an HTTP/1.0 request")
-            if codings != ["chunked"]:
+        names = {name.lower() for name, _ in event.headers}
+        if b"transfer-encoding" in names and b"content-length" in names:
+            # RFC 9112 §6.3: such a message "ought to be handled as an error"; refusing it closes
+            # the request-smuggling door.
+            raise RemoteProtocolError("request has both Transfer-Encoding and Content-Length")
+        if b"transfer-encoding" in names and event.http_version == b"1.0":
+            raise RemoteProtocolError("Transfer-Encoding in an HTTP/1.0 request")
+        for name, value in event.headers:
+            if name == b"content-length" and int(value) > self.max_body_bytes:
                 raise RemoteProtocolError(
-                    f"transfer coding {', '.join(codings)!r} is not supported; only 'chunked'",
-                    error_status_hint=501,
-                )
-            self._chunked = _Chunked()
-            return
-        if cl:
-            if len(set(cl)) != 1 or not _CONTENT_LENGTH.match(cl[0]):
-                raise RemoteProtocolError(f"invalid Content-Length {', '.join(cl)[:60]!r}")
-            length = int(cl[0])
-            if length > self.max_body_bytes:
-                raise RemoteProtocolError(
-                    f"request body of {length} bytes is larger than the {self.max_body_bytes} accepted",
+                    f"request body of {int(value)} bytes is larger than the {self.max_body_bytes} accepted",
                     error_status_hint=413,
                 )
-            self._length = length
-        else:
-            self._length = 0
 
-    # -- chunked body ---------------------------------------------------------------------------
-    def _line(self) -> bytes | None:
-        nl = self._buf.find(b"\n")
-        if nl < 0:
-            if len(self._buf) > MAX_CHUNK_LINE:
-                raise RemoteProtocolError(f"chunk line longer than {MAX_CHUNK_LINE} bytes")
-            return None
-        if nl > MAX_CHUNK_LINE:
-            raise RemoteProtocolError(f"chunk line longer than {MAX_CHUNK_LINE} bytes")
-        line = bytes(self._buf[:nl]).rstrip(b"\r")
-        del self._buf[: nl + 1]
-        return line
+    def _finish(self) -> Request:
+        head, self._head = self._head, None
+        assert head is not None
+        headers = tuple(
+            (raw.decode("latin-1"), value.decode("latin-1")) for raw, value in head.headers.raw_items()
+        )
+        return Request(
+            head.method.decode("ascii"),
+            head.target.decode("ascii", "replace"),
+            "HTTP/" + head.http_version.decode("ascii"),
+            headers,
+            bytes(self._body),
+            chunked=any(name.lower() == "transfer-encoding" for name, _ in headers),
+        )
 
-    def _read_chunked(self, st: _Chunked) -> bytes | None:
-        # RFC 9112 §7.1: chunked-body = *chunk last-chunk trailer-section CRLF
-        while True:
-            if st.in_trailer:
-                line = self._line()
-                if line is None:
-                    return None
-                if not line:
-                    return b"".join(st.parts)
-                continue  # trailer fields are read and discarded (RFC 9112 §7.1.2 allows it)
-            if st.need_crlf:
-                if len(self._buf) < 1 or (self._buf[:1] == b"\r" and len(self._buf) < 2):
-                    return None
-                if self._buf[:2] == b"\r\n":
-                    del self._buf[:2]
-                elif self._buf[:1] == b"\n":
-                    del self._buf[:1]
-                else:
-                    raise RemoteProtocolError("chunk data is not followed by CRLF")
-                st.need_crlf = False
-                st.remaining = -1
-            if st.remaining < 0:
-                line = self._line()
-                if line is None:
-                    return None
-                m = _CHUNK_SIZE.match(line)
-                if not m:
-                    raise RemoteProtocolError(f"malformed chunk size line {line[:40]!r}")
-                size = int(m.group(1), 16)
-                if size == 0:
-                    st.in_trailer = True
-                    continue
-                if st.size + size > self.max_body_bytes:
-                    raise RemoteProtocolError(
-                        f"chunked request body larger than the {self.max_body_bytes} bytes accepted",
-                        error_status_hint=413,
-                    )
-                st.size += size
-                st.remaining = size
-            if st.remaining > 0:
-                if not self._buf:
-                    return None
-                take = min(st.remaining, len(self._buf))
-                st.parts.append(bytes(self._buf[:take]))
-                del self._buf[:take]
-                st.remaining -= take
-                if st.remaining:
-                    return None
-            st.need_crlf = True
+
+# The name bench/fuzz.py imports: the wire reads requests with the same feed/next_request calls.
+RequestReader = HttpWire

@@ -237,7 +237,8 @@ class CloudApp:
         return Response(200, msg.help_page(), HTML)
 
     def _generate_204(self, request: Request, host: str) -> Answer:
-        # AOSP NetworkMonitor: isSuccessful() <=> code == 204 (reference §6).
+        # Android's captive-portal probe succeeds on 204 only (CaptivePortalProbeResult.isSuccessful()
+        # in AOSP's NetworkMonitor.java, frameworks/base services/core/.../server/connectivity/).
         return Response(204)
 
     # -- DynGate (TeamViewer's HTTP fallback) ---------------------------------------------------

@@ -1,6 +1,6 @@
 """The cloud's HTTP/1.1 origin server on asyncio: one Protocol per connection, plain or TLS.
 
-Bytes go into the sans-IO `RequestReader`; each complete request is answered by
+Bytes go into the connection's sans-IO `HttpWire` (h11); each complete request is answered by
 `CloudApp.handle` and written back in order. Keep-alive is allowed (HTTP/1.1 default), and a
 request with `Connection: close`, a framing error or a `CloseWithoutAnswer` ends the connection.
 """
@@ -12,7 +12,7 @@ import logging
 import time
 
 from proxy_lab.cloud.conn import Connections, StreamConnection
-from proxy_lab.cloud.httpwire import CloseWithoutAnswer, RequestReader, render_response, text_response
+from proxy_lab.cloud.httpwire import CloseWithoutAnswer, HttpWire
 from proxy_lab.cloud.routes import CloudApp
 from proxy_lab.cloud.tls import SniContexts
 from proxy_lab.errors import RemoteProtocolError
@@ -47,7 +47,7 @@ class HttpConnection(StreamConnection):
         self.kind = kind
         self.tls = tls
         self.sni: str | None = None
-        self.reader = RequestReader()
+        self.wire = HttpWire()
 
     def connection_made(self, transport: object) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
@@ -59,16 +59,15 @@ class HttpConnection(StreamConnection):
         if self.closing:
             return
         self.touch()
-        self.reader.feed(data)
+        self.wire.feed(data)
         while not self.closing:
             try:
-                request = self.reader.next_request()
+                request = self.wire.next_request()
             except RemoteProtocolError as exc:
                 self._fail(exc.error_status_hint, str(exc))
                 return
             if request is None:
-                if self.reader.take_expect_continue():
-                    self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                self.write(self.wire.take_expect_continue())
                 return
             try:
                 answer = self.app.handle(self.kind, request, self.sni)
@@ -80,11 +79,8 @@ class HttpConnection(StreamConnection):
                 log.debug("cloud: closing without an answer: %s", answer.reason)
                 self.close()
                 return
-            close = answer.close or not request.keep_alive
-            self.write(
-                render_response(answer, head_only=request.method == "HEAD", close=close, date=http_date())
-            )
-            if close:
+            self.write(self.wire.respond(answer, date=http_date()))
+            if self.wire.must_close:
                 self.close()
 
     def eof_received(self) -> bool | None:
@@ -94,7 +90,7 @@ class HttpConnection(StreamConnection):
         return None
 
     def on_idle(self) -> None:
-        if self.reader.in_request:
+        if self.wire.in_request:
             # RFC 9110 §15.5.9: 408 when the server "did not receive a complete request message
             # within the time that it was prepared to wait".
             self._fail(408, f"no complete request within {self.idle_timeout_s:g} s")
@@ -102,5 +98,5 @@ class HttpConnection(StreamConnection):
             self.close()
 
     def _fail(self, status: int, reason: str) -> None:
-        self.write(render_response(text_response(status, reason), close=True, date=http_date()))
+        self.write(self.wire.refuse(status, reason, date=http_date()))
         self.close()

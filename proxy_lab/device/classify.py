@@ -2,7 +2,7 @@
 
 Owns the observation events (small frozen dataclasses named for what happened) and the pure
 function `classify(observation) -> Verdict`. Nothing here touches a socket: the transport and the
-workflows describe what they saw, this module decides what it means (DESIGN.md's closed set).
+workflows describe what they saw, this module decides what it means (the closed set of `proxy_lab.outcomes.Outcome`).
 
 | observation                                        | outcome            |
 |----------------------------------------------------|--------------------|

@@ -7,6 +7,11 @@ Pure functions over bytes, built on `proxy_lab.http1.parse_head(request=False)`:
 - `body_framing(...)` applies RFC 9112 §6.3 to decide how the body ends;
 - `BodyReader` consumes a body (Content-Length, chunked, or read-to-close) fed in pieces.
 No sockets and no asyncio here: the transport feeds the bytes it read.
+
+Hand-written on purpose, unlike the cloud's HTTP (which sits on h11): the device must see a broken
+proxy's bytes exactly as they came (a SOCKS reply, a 2xx other than 200, framing headers on a 200,
+bytes after the head, bare LF line ends) and name each in its outcome, where a strict library would
+only raise a generic protocol error or normalise the oddity away.
 """
 
 from __future__ import annotations

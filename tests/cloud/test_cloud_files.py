@@ -45,8 +45,13 @@ def test_store_signs_every_file_and_lists_the_index_without_the_ota_package() ->
     assert store.files(2048) is files  # made once per size
 
 
-def test_store_keeps_only_a_few_sizes_in_memory() -> None:
+def test_store_keeps_only_the_last_few_sizes_and_makes_older_ones_again() -> None:
     store = FileStore(Ed25519PrivateKey.generate())
-    for size in range(1, 10):
+    first = store.files(1)
+    for size in range(2, 10):
         store.files(size)
-    assert len(store._sets) <= 4
+    last = store.files(9)
+    assert store.files(9) is last  # a recent size is kept
+    again = store.files(1)
+    assert again is not first  # the oldest was let go, and is made (and signed) again
+    assert again["/ota/update.bin"].data == first["/ota/update.bin"].data

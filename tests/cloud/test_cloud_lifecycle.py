@@ -1,12 +1,15 @@
-"""The Cloud object: listeners, resolver, bind overrides, and a stop that leaves nothing behind."""
+"""The Cloud object: listeners, resolver, bind overrides, per-run knobs (configure/reset), and a stop
+that leaves nothing behind."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from dataclasses import dataclass
 
 import pytest
-from dnslib import DNSRecord
+from cloud_testclient import XML_HEADERS, exchange, http, parse_reply, request_bytes
+from dnslib import RCODE, DNSRecord
 
 from proxy_lab.catalog import Catalog
 from proxy_lab.cloud import Cloud
@@ -79,7 +82,10 @@ def test_stop_closes_listeners_and_open_connections_and_leaves_no_task(pki: PKI,
         cloud = Cloud(pki, catalog)
         await cloud.start()
         held = await _held_connections(cloud)
-        await asyncio.sleep(0.05)
+        for _ in range(100):  # the server side registers each connection on its next loop turn
+            if cloud.open_connections == 4:
+                break
+            await asyncio.sleep(0.05)
         assert cloud.open_connections == 4
         addresses = dict(cloud.addresses)
         await asyncio.wait_for(cloud.stop(), 10)
@@ -179,3 +185,103 @@ def test_the_cloud_runs_on_uvloop_too(pki: PKI, catalog: Catalog) -> None:
             assert str(reply.rr[0].rdata) == "127.0.0.1"
 
     uvloop.run(main())
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """A run's settings for the cloud, as a scenario's `[cloud]` table gives them (CloudSettings)."""
+
+    download_bytes: int = 4096
+    drop_receipts: bool = True
+    corrupt_downloads: bool = True
+
+
+def _index_sizes(cloud: Cloud) -> set[int]:
+    reply = http(
+        cloud.resolver.lookup("dlsdlp1.pb.com", 443),
+        "GET",
+        "/",
+        "dlsdlp1.pb.com",
+        tls=cloud.pki.device_context(),
+    )
+    assert reply.status == 200, reply.body
+    return {e.size for e in m.parse_download_index(reply.body)}
+
+
+def _file_verifies(cloud: Cloud) -> bool:
+    host, tls = "pbdlsp1.pb.com", cloud.pki.device_context()
+    addr = cloud.resolver.lookup(host, 443)
+    data = http(addr, "GET", "/files/rates-gb.bin", host, tls=tls)
+    sig = http(addr, "GET", "/files/rates-gb.bin.sig", host, tls=tls)
+    try:
+        m.verify_file(cloud.pki.signing_public_key(), data.body, sig.body)
+    except ValueError:
+        return False
+    return True
+
+
+def _upload(cloud: Cloud, ids: list[str]) -> bytes:
+    """Every byte the cloud answers to a transaction upload (b"": closed without an answer)."""
+    host = "cometservp1.pb.com"
+    return exchange(
+        cloud.resolver.lookup(host, 443),
+        request_bytes("POST", "/", host, m.transaction_upload("PBLAB-0001", ids), XML_HEADERS),
+        tls=cloud.pki.device_context(),
+        sni=host,
+    )
+
+
+def _body(raw: bytes) -> bytes:
+    reply = parse_reply(raw)
+    assert reply.status == 200, reply.body
+    return reply.body
+
+
+def _dns_rcode(cloud: Cloud, name: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        sock.sendto(DNSRecord.question(name).pack(), cloud.dns_address)
+        return int(DNSRecord.parse(sock.recv(4096)).header.rcode)
+
+
+def test_configure_sets_every_knob_of_a_run_and_reset_puts_each_back(cloud: Cloud) -> None:
+    default_size = cloud.download_bytes
+    assert default_size != Knobs.download_bytes
+    cloud.configure(Knobs())
+    assert _index_sizes(cloud) == {4096}  # download_bytes
+    assert not _file_verifies(cloud)  # corrupt_downloads
+    assert _upload(cloud, ["K1"]) == b""  # drop_receipts: stored, then closed without an answer
+
+    cloud.reset()
+    assert _index_sizes(cloud) == {default_size}
+    assert _file_verifies(cloud)
+    assert m.parse_receipt(_body(_upload(cloud, ["K2"]))) == ["K2"]
+
+
+def test_configure_with_every_knob_off_changes_only_the_size(cloud: Cloud) -> None:
+    # negative control of the test above: the same calls with the knobs off are answered as usual
+    cloud.configure(Knobs(download_bytes=2048, drop_receipts=False, corrupt_downloads=False))
+    assert _index_sizes(cloud) == {2048}
+    assert _file_verifies(cloud)
+    assert m.parse_receipt(_body(_upload(cloud, ["K3"]))) == ["K3"]
+
+
+def test_reset_forgets_what_was_received_and_the_dns_knobs(cloud: Cloud) -> None:
+    assert m.parse_receipt(_body(_upload(cloud, ["R1"]))) == ["R1"]
+    cloud.state.dns_nxdomain.add("distservp1.pb.com")
+    assert _dns_rcode(cloud, "distservp1.pb.com") == RCODE.NXDOMAIN
+    assert cloud.state.transactions == {"R1": 1} and cloud.state.requests["cometservp1.pb.com"] == 1
+
+    cloud.reset()
+    assert cloud.state.transactions == {} and not cloud.state.requests and not cloud.state.uploads
+    assert not cloud.state.dns_queries and not cloud.state.connections
+    assert _dns_rcode(cloud, "distservp1.pb.com") == RCODE.NOERROR
+    # what arrives after the reset is counted from zero again
+    assert m.parse_receipt(_body(_upload(cloud, ["R1"]))) == ["R1"]
+    assert cloud.state.transactions == {"R1": 1}
+
+
+def test_configure_refuses_a_download_size_out_of_range_and_changes_nothing(cloud: Cloud) -> None:
+    with pytest.raises(ConfigError, match="download_bytes -1"):
+        cloud.configure(Knobs(download_bytes=-1))
+    assert not cloud.state.drop_receipts and not cloud.state.corrupt_downloads

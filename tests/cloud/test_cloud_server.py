@@ -28,8 +28,8 @@ def impatient_cloud(pki: PKI, catalog: Catalog, loop_thread: LoopThread) -> Iter
 
 
 def test_a_chunked_xml_body_is_accepted_like_the_dm_series_sends_it(cloud: Cloud, pki: PKI) -> None:
-    # Pitney Bowes' DM-series meters post XML with chunked transfer coding, empty chunks included
-    # (reference §1.2); the cloud decodes it rather than answering 411.
+    # Pitney Bowes' DM Series Networking Guide: those meters post XML with chunked transfer coding,
+    # empty chunks included; the cloud decodes it rather than answering 411.
     body = m.transaction_upload(METER, ["C1", "C2"])
     chunks = b"".join(
         b"%x\r\n%s\r\n" % (len(body[i : i + 40]), body[i : i + 40]) for i in range(0, len(body), 40)
@@ -84,6 +84,22 @@ def test_a_request_with_an_oversized_header_section_is_431(cloud: Cloud) -> None
     assert parse_reply(raw).status == 431
 
 
+def test_a_body_larger_than_accepted_is_413_before_it_is_sent(cloud: Cloud) -> None:
+    raw = exchange(
+        cloud.addresses["http"],
+        b"POST /dout.aspx?s=1&client=DynGate HTTP/1.1\r\nHost: master3.teamviewer.com\r\n"
+        b"Content-Length: 2000000\r\n\r\n",
+    )
+    reply = parse_reply(raw)
+    assert reply.status == 413 and reply.header("connection") == "close"
+    assert b"2000000 bytes is larger than" in reply.body
+
+
+def test_a_request_that_is_not_http_is_400_and_closed(cloud: Cloud) -> None:
+    reply = parse_reply(exchange(cloud.addresses["http"], b"\x16\x03\x01\x00\x05hello"))  # a TLS record
+    assert reply.status == 400 and reply.header("connection") == "close"
+
+
 def test_expect_100_continue_gets_an_interim_answer_before_the_body(cloud: Cloud) -> None:
     with connect(cloud.addresses["http"]) as sock:
         sock.sendall(
@@ -103,7 +119,9 @@ def test_an_incomplete_request_times_out_with_408(impatient_cloud: Cloud) -> Non
         start = time.monotonic()
         raw = read_all(sock)
     assert parse_reply(raw).status == 408
-    assert IDLE_S * 0.9 < time.monotonic() - start < IDLE_S + 3
+    assert (
+        time.monotonic() - start > IDLE_S * 0.9
+    )  # not before the idle timeout (the socket's bounds the wait)
 
 
 def test_an_idle_keep_alive_connection_is_closed_silently(impatient_cloud: Cloud) -> None:

@@ -2,7 +2,9 @@
 
 Everything listens on 127.0.0.1 with an ephemeral port; every read has a timeout; every server
 counts the connections it accepted and keeps the request heads it read, so tests can assert what
-the device sent (the 407 retry on the same connection or a new one).
+the device sent (the 407 retry on the same connection or a new one). A handler that fails (an
+assertion about what the device sent, a bug of the script) fails the test that started the server:
+leaving `async with Server(...)` raises `HandlerError` from the first such failure.
 """
 
 from __future__ import annotations
@@ -75,6 +77,10 @@ class Conn:
         self.writer.transport.abort()
 
 
+class HandlerError(AssertionError):
+    """A scripted server's handler failed while the test ran; the failure is its `__cause__`."""
+
+
 @dataclass
 class Server:
     handler: Handler
@@ -95,13 +101,20 @@ class Server:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0, ssl=self.ssl_context)
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         assert self._server is not None
         self._server.close()
         for t in list(self._tasks):
             t.cancel()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._server.wait_closed(), 2)
+        if self.errors and exc_type is None:  # an error of the test itself is reported first
+            first = self.errors[0]
+            more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+            raise HandlerError(
+                f"a handler of this server failed{more} ({self.connections} connection(s) accepted): "
+                f"{type(first).__name__}: {first}"
+            ) from first
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -115,7 +128,7 @@ class Server:
             pass
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:  # surfaced by tests that check `errors`
+        except Exception as exc:  # re-raised when the test leaves `async with Server(...)`
             self.errors.append(exc)
         finally:
             with contextlib.suppress(Exception):

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from device_testkit import Handler, Server, ep, http_origin, make_device, relay, response, run, scripted
+from device_testkit import (
+    Conn,
+    Handler,
+    HandlerError,
+    Server,
+    connect_target,
+    ep,
+    http_origin,
+    make_device,
+    relay,
+    response,
+    run,
+    scripted,
+)
 
 from proxy_lab.catalog import Endpoint
 from proxy_lab.device import Device
@@ -307,3 +321,49 @@ def test_an_interim_100_before_the_200_is_skipped(pki: PKI, tmp_path: Path) -> N
     result, _, _ = run(_probe_through(pki, tmp_path, lambda r: relay(r, answer_200=answer)))
     assert result.outcome == Outcome.PASS, result.detail
     assert result.evidence.connect_status == 200
+
+
+def _expecting_connect_to(host: str, port: int) -> Callable[[MapResolver], Handler]:
+    """A relay that first asserts what the device asked to CONNECT to (a script's own check)."""
+
+    def make(resolver: MapResolver) -> Handler:
+        inner = relay(resolver)
+
+        async def handle(conn: Conn) -> None:
+            head = await conn.reader.readuntil(b"\r\n\r\n")
+            assert connect_target(head) == (host, port), head
+            conn.reader.feed_data(head)  # hand the head, unread, to the relay
+            await inner(conn)
+
+        return handle
+
+    return make
+
+
+def test_a_handler_that_fails_fails_the_test_that_started_its_server(pki: PKI, tmp_path: Path) -> None:
+    with pytest.raises(HandlerError, match=r"AssertionError") as info:
+        run(_probe_through(pki, tmp_path, _expecting_connect_to("wrong.pb.com", 443)))
+    assert isinstance(info.value.__cause__, AssertionError)
+    assert b"CONNECT ms1app.pb.com:443" in str(info.value.__cause__).encode()
+
+
+def test_a_handler_whose_checks_hold_lets_the_test_pass(pki: PKI, tmp_path: Path) -> None:
+    # negative control of the test above: the same script, expecting what the device really asks
+    result, proxy, _ = run(_probe_through(pki, tmp_path, _expecting_connect_to(HOST, 443)))
+    assert result.outcome == Outcome.PASS, result.detail
+    assert proxy.errors == []
+
+
+def test_an_error_of_the_test_itself_is_not_hidden_by_a_failed_handler() -> None:
+    async def failing(conn: Conn) -> None:
+        raise ValueError("script bug")
+
+    async def go() -> None:
+        async with Server(failing) as server:
+            reader, writer = await asyncio.open_connection(*server.address)
+            await asyncio.wait_for(reader.read(), 5)  # the handler failed: the server closed
+            writer.close()
+            raise KeyError("the test's own failure")
+
+    with pytest.raises(KeyError, match="the test's own failure"):
+        run(go())
