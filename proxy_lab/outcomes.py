@@ -191,7 +191,7 @@ def service_outcomes(results: Iterable[Result], catalog: Catalog | None = None) 
 
 
 # -- scoring by the catalog's rule ---------------------------------------------------------------
-_LISTED = 3  # failing endpoints named in a sentence before "and N more"
+_LISTED = 3  # endpoints named in a sentence before "N more"
 
 
 @dataclass(frozen=True)
