@@ -1,15 +1,23 @@
 """Outcomes and Results: what the device saw for one endpoint, and how services are summarised.
 
 The Outcome set is closed (DESIGN.md). A Result carries the wire evidence the device observed;
-nothing in here decides an outcome, the device does (proxy_lab.device.classify).
+nothing in here decides an endpoint's outcome, the device does (proxy_lab.device.classify). A
+service's outcome follows the rule its catalog entry declares (`score_service`): its worst
+endpoint's, or, where the guide offers alternatives ("There are two ways to unblock TeamViewer"),
+the best of its ways when one works. `port80_only` says when the only failures of required services
+are on port 80, the one place the guide contradicts itself.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from proxy_lab.catalog import Catalog, Port80Conflict, Service
 
 
 class Outcome(enum.StrEnum):
@@ -168,9 +176,151 @@ class Result:
         return d
 
 
-def service_outcomes(results: Iterable[Result]) -> dict[str, Outcome]:
-    """A service's outcome is its worst endpoint's."""
-    by_service: dict[str, list[Outcome]] = {}
+def service_outcomes(results: Iterable[Result], catalog: Catalog | None = None) -> dict[str, Outcome]:
+    """Each service's outcome. Without a catalog, its worst endpoint's; with one, by the rule the
+    catalog declares for it (`score_service`), and the worst endpoint's for a service it lacks."""
+    by_service: dict[str, list[Result]] = {}
     for r in results:
-        by_service.setdefault(r.service, []).append(r.outcome)
-    return {s: worst(os) for s, os in by_service.items()}
+        by_service.setdefault(r.service, []).append(r)
+    if catalog is None:
+        return {s: worst(r.outcome for r in rs) for s, rs in by_service.items()}
+    return {
+        s: score_service(catalog.services[s], rs).outcome if s in catalog.services else worst(r.outcome for r in rs)
+        for s, rs in by_service.items()
+    }
+
+
+# -- scoring by the catalog's rule ---------------------------------------------------------------
+_LISTED = 3  # endpoints named in a sentence before "N more"
+
+
+@dataclass(frozen=True)
+class ServiceScore:
+    """A service's outcome under its catalog rule, and the sentence that says how it was reached:
+    `pass via the DynGate fallback on port 80 at master3.teamviewer.com; port 5938 refused`."""
+
+    service: str
+    outcome: Outcome
+    rule: str
+    sentence: str
+    way: str | None = None  # the id of the way that worked (rule "any"), else None
+
+    def __post_init__(self) -> None:
+        if self.rule not in ("worst", "any"):
+            raise ValueError(f"rule {self.rule!r}: expected 'worst' or 'any'")
+        if self.way is not None and not self.outcome.ok:
+            raise ValueError(f"{self.service}: a way is named only when it worked, not for {self.outcome.value}")
+
+
+def _said(results: Sequence[Result]) -> str:
+    shown = [f"{r.endpoint} {r.outcome.value}" for r in results[:_LISTED]]
+    if len(results) > _LISTED:
+        shown.append(f"{len(results) - _LISTED} more")
+    return ", ".join(shown)
+
+
+def _by_worst(name: str, results: Sequence[Result], rule: str = "worst") -> ServiceScore:
+    outcome = worst(r.outcome for r in results)
+    off = [r for r in results if r.outcome != Outcome.PASS]
+    if not off:
+        return ServiceScore(name, outcome, rule, f"pass: all {len(results)} endpoints passed")
+    return ServiceScore(
+        name, outcome, rule, f"{outcome.value}: {len(off)} of {len(results)} endpoints did not pass ({_said(off)})"
+    )
+
+
+def score_service(service: Service, results: Iterable[Result]) -> ServiceScore:
+    """`service`'s outcome from its endpoints' results, by the rule its catalog entry declares.
+
+    - `worst`: its worst endpoint's outcome.
+    - `any`: each way's outcome is its worst endpoint's; when a way works (pass or degraded), the
+      service takes the best working way's outcome and names that way; when none works, the
+      service's worst endpoint's, as under `worst` (the two rules differ only when a way works).
+      A way with no result (not probed) counts for nothing.
+    Results of other services are ignored; a service with no result at all is an error."""
+    mine = [r for r in results if r.service == service.name]
+    if not mine:
+        raise ValueError(f"no result for service {service.name!r}")
+    if service.rule != "any":
+        return _by_worst(service.name, mine)
+    way_of = {e.url: e.way for e in service.endpoints}
+    ways: list[tuple[str, str, Outcome]] = []  # (id, title, outcome) of each way probed
+    for w in service.ways:
+        rs = [r for r in mine if way_of.get(r.endpoint) == w.id]
+        if rs:
+            ways.append((w.id, w.title, worst(r.outcome for r in rs)))
+    working = [w for w in ways if w[2].ok]
+    if not working:
+        score = _by_worst(service.name, mine, "any")
+        tried = "; ".join(f"{title} {o.value}" for _, title, o in ways) or "no way was probed"
+        return ServiceScore(service.name, score.outcome, "any", f"{score.outcome.value}: no way worked ({tried})")
+    best = min(working, key=lambda w: w[2].severity)
+    others = [f"{title} {o.value}" for wid, title, o in ways if wid != best[0]]
+    sentence = "; ".join([f"{best[2].value} via {best[1]}", *others])
+    return ServiceScore(service.name, best[2], "any", sentence, way=best[0])
+
+
+def score_services(results: Iterable[Result], catalog: Catalog) -> dict[str, ServiceScore]:
+    """`score_service` for every catalog service the results name, in catalog order."""
+    rs = list(results)
+    named = {r.service for r in rs}
+    return {name: score_service(svc, rs) for name, svc in catalog.services.items() if name in named}
+
+
+# -- the port-80 conflict ------------------------------------------------------------------------
+# How the verdict reads when only port 80 fails (docs/assumptions.md, "port80_verdict"): still not
+# "will work", as the URL lists' required level is kept, but never a flat "will NOT work" either.
+VERDICT_PORT80_ONLY = (
+    "the meter will NOT work as the guide's URL lists require: only port 80 fails, "
+    "which the guide's FAQ calls non-critical"
+)
+
+
+@dataclass(frozen=True)
+class Port80Only:
+    """Every failure of a required service is on port 80: the URL lists call those URLs required,
+    the FAQ calls port-80 services non-critical. `failed` are those results; the two sentences
+    are quoted exactly from the catalog's `port80_conflict`."""
+
+    failed: tuple[Result, ...]
+    conflict: Port80Conflict
+
+    def explanation(self) -> str:
+        """The finding's text: what failed, and both of the guide's sentences, quoted."""
+        urls = ", ".join(dict.fromkeys(r.endpoint for r in self.failed))
+        return (
+            f"Only port-80 endpoints of required services fail ({urls}). The guide's URL lists put them "
+            f"under Required URLs: \"{self.conflict.url_lists}\" Its FAQ says: \"{self.conflict.faq}\" "
+            "The guide contradicts itself here: the meter's funds and mailing may work, but the guide's "
+            "own URL lists are not met; open port 80 for these hosts or confirm with Pitney Bowes."
+        )
+
+
+def _on_port_80(url: str) -> bool:
+    """For a result the catalog does not list: its URL's port, 80 by default for http://."""
+    try:
+        parts = urlsplit(url)
+        return (parts.port or (80 if parts.scheme == "http" else None)) == 80
+    except ValueError:
+        return False
+
+
+def port80_only(results: Iterable[Result], catalog: Catalog) -> Port80Only | None:
+    """`Port80Only` when some required service fails (by its rule) and every non-ok endpoint of
+    the failing required services is on port 80; None otherwise, or when the catalog records no
+    port-80 conflict."""
+    if catalog.port80_conflict is None:
+        return None
+    rs = list(results)
+    failed: list[Result] = []
+    for name, score in score_services(rs, catalog).items():
+        if not catalog.services[name].required or score.outcome.ok:
+            continue
+        for r in rs:
+            if r.service != name or r.outcome.ok:
+                continue
+            ep = catalog.endpoint(name, r.endpoint)
+            if not (ep.port == 80 if ep is not None else _on_port_80(r.endpoint)):
+                return None
+            failed.append(r)
+    return Port80Only(tuple(failed), catalog.port80_conflict) if failed else None
