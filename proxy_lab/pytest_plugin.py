@@ -25,7 +25,7 @@ import pytest
 
 if TYPE_CHECKING:
     from proxy_lab.lab import Lab
-    from proxy_lab.runner import ScenarioRun
+    from proxy_lab.runs import ScenarioRun
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -3,7 +3,7 @@
 Every format (terminal, JSON, JUnit, Markdown, HTML) reads runs through this module, so they all
 agree on which cells are findings, which endpoint stands for a service (its worst one), which rule
 and which remedy go with it, and which problems are setup failures rather than outcomes. It works
-on any object shaped like `proxy_lab.runner.ScenarioRun` and never imports the runner at run time.
+on `proxy_lab.runs.ScenarioRun` records and never imports the runner.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from proxy_lab.catalog import Catalog, load_catalog
 from proxy_lab.outcomes import Outcome, Result, worst
 
 if TYPE_CHECKING:
-    from proxy_lab.runner import ScenarioRun
+    from proxy_lab.runs import ScenarioRun
 
 CellStatus = Literal["met", "not_met", "no_result", "not_expected", "skipped", "setup_error"]
 

@@ -29,7 +29,7 @@ from proxy_lab.report.cells import (
 )
 
 if TYPE_CHECKING:
-    from proxy_lab.runner import ScenarioRun
+    from proxy_lab.runs import ScenarioRun
 
 # Characters that start inline markup anywhere in a line; '_' only where it can open or close
 # emphasis (not inside words such as online_help), '&' only where it would start an entity.

@@ -34,7 +34,7 @@ from proxy_lab.report.cells import (
 from proxy_lab.report.cells import findings as cell_findings
 
 if TYPE_CHECKING:
-    from proxy_lab.runner import ScenarioRun
+    from proxy_lab.runs import ScenarioRun
 
 __all__ = ["STYLE", "findings", "legend", "matrix_table", "print_runs", "setup_section", "worst_result"]
 

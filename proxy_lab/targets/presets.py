@@ -29,9 +29,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from proxy_lab.errors import ConfigError
+from proxy_lab.errors import ConfigError, TargetSkipped
 from proxy_lab.scenarios import FaultSpec, ProxySpec, Scenario
-from proxy_lab.targets import TargetSkipped
 
 PRESET_PASSWORD = "Postage-2020!"
 COMPLIANT_PORTS = [80, 443, 5228, 5938]

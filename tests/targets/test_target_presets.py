@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from proxy_lab.errors import ConfigError
+from proxy_lab.errors import ConfigError, TargetSkipped
 from proxy_lab.scenarios import load_scenario
-from proxy_lab.targets import TargetSkipped, mitmproxy_target, proxypy, squid, tinyproxy
+from proxy_lab.targets import mitmproxy_target, proxypy, squid, tinyproxy
 from proxy_lab.targets.presets import PRESETS, check_product, effective_spec, lab_scenario_for_preset
 from proxy_lab.targets.product import LabFacts, policy_from_spec
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from proxy_lab.errors import SetupError
 from proxy_lab.scenarios import load_scenario
-from proxy_lab.targets import SetupError, get_target
 from proxy_lab.targets.real import PRODUCTS, RealTarget, product_version
+from proxy_lab.targets.registry import get_target
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
