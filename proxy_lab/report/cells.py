@@ -201,10 +201,19 @@ def run_problems(run: ScenarioRun) -> list[str]:
 
 
 def remedy_for(run: ScenarioRun, result: Result) -> str:
-    """The scenario's own remedy for a failure when it has one (it knows the cause), else the advice's."""
-    if run.scenario.remedy and result.outcome != Outcome.PASS:
-        return run.scenario.remedy
-    return remedy(result) or ""
+    """The change that would turn this result into a pass, for the cause diagnosed from what was
+    observed (`proxy_lab.advice`, as the field check gives it); empty for a pass. Never the
+    scenario's own `remedy`: that says what fixes the fault the scenario meant to show, which is not
+    what a run saw when its proxy did something else (a 502 where SSL inspection was expected)."""
+    return remedy(result) if result.outcome != Outcome.PASS else ""
+
+
+def lesson_for(run: ScenarioRun) -> str:
+    """The scenario's lesson, with its own remedy as part of it (what fixes the fault it shows)."""
+    s = run.scenario
+    if s.remedy:
+        return f"{s.lesson} The scenario's fix: {s.remedy}." if s.lesson else f"The scenario's fix: {s.remedy}."
+    return s.lesson
 
 
 def rule_for(result: Result) -> str:

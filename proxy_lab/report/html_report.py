@@ -29,6 +29,7 @@ from proxy_lab.report.cells import (
     anchor,
     cell,
     cells,
+    lesson_for,
     printable,
     remedy_for,
     rule_for,
@@ -401,10 +402,8 @@ def run_block(run: ScenarioRun, services: Sequence[str], ids: _Ids) -> str:
     meta = [f"Guide section: {esc(s.guide_section)}"] if s.guide_section else []
     meta += [f"target: {esc(target_label(run.target))}", f"{run.elapsed_s:.2f} s"]
     parts.append(f'<p class="meta">{" · ".join(meta)}</p>')
-    if s.lesson:
-        parts.append(f'<p class="lesson"><strong>Lesson:</strong> {esc(s.lesson)}</p>')
-    if s.remedy:
-        parts.append(f'<p class="scenario-remedy"><strong>Remedy for this scenario:</strong> {esc(s.remedy)}</p>')
+    if lesson := lesson_for(run):
+        parts.append(f'<p class="lesson"><strong>Lesson:</strong> {esc(lesson)}</p>')
     if run.setup_error:
         parts.append(f'<p class="setup-error o-setup">{sym(SETUP_SYMBOL)} <strong>Setup failure (not an outcome):</strong> {esc(run.setup_error)}</p>')
     elif run.skipped:
