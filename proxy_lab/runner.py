@@ -53,6 +53,9 @@ async def run_scenario(
     """Run one scenario on `target` inside `lab`; a target that cannot run it gives a skipped run,
     one that cannot start a run with a setup error (neither has outcomes)."""
     run = ScenarioRun(scenario, target.name)
+    if (reason := target.skip_reason(scenario)) is not None:
+        run.skipped = reason  # decided before anything starts
+        return run
     services = [s.name for s in lab.catalog.for_model(scenario.device.model)]
     if scenario.device.services:
         services = [s for s in services if s in scenario.device.services]
