@@ -6,10 +6,10 @@ projector: large type, high contrast, and every outcome shown as colour *and* sy
 it reads for colour-blind viewers and in black and white.
 
 Content: the scenario x service matrix (each cell links to its details), the legend, setup failures
-and skipped runs apart from outcomes, then per scenario its lesson and remedy and per cell the worst
+and skipped runs apart from outcomes, then per scenario its lesson (with its own fix) and per cell the worst
 endpoint's CONNECT exchange (`pre.transcript`), for TLS the chain the device was shown beside the
 one it expected (`.tls-evidence` > `.chain-shown` | `.chain-expected`: subject, issuer, SHA-256,
-validity), timing and bytes, the guide's rule and the remedy. Everything that came from a run is
+validity), timing and bytes, the guide's rule and the remedy for the observed cause. Everything from a run is
 escaped: evidence comes from the network.
 """
 
