@@ -124,6 +124,8 @@ def convert(tp: Any, value: Any, path: str = "", describe: Describe = type_name)
         args = get_args(tp)
         if value is None and NoneType in args:
             return None
+        if isinstance(value, int | float) and not isinstance(value, bool) and float in args:
+            return value  # a number where `float | ...` is declared is kept as given (fault messages quote it)
         for a in args:
             if a is not NoneType:
                 try:
