@@ -33,7 +33,7 @@ _EXPORTS = {
     "Scenario": "proxy_lab.scenarios",
     "load_scenario": "proxy_lab.scenarios",
     "load_scenarios": "proxy_lab.scenarios",
-    "ScenarioRun": "proxy_lab.runner",
+    "ScenarioRun": "proxy_lab.runs",
     "run_scenarios": "proxy_lab.runner",
     "ConfigError": "proxy_lab.errors",
 }
@@ -70,7 +70,8 @@ if TYPE_CHECKING:
     from proxy_lab.outcomes import Evidence, Outcome, Result
     from proxy_lab.pki import PKI
     from proxy_lab.proxy import LabProxy, ProxyConfig, make_fault
-    from proxy_lab.runner import ScenarioRun, run_scenarios
+    from proxy_lab.runner import run_scenarios
+    from proxy_lab.runs import ScenarioRun
     from proxy_lab.scenarios import Scenario, load_scenario, load_scenarios
 
 

@@ -1,37 +1,29 @@
-"""The `proxy-lab` command line: certs, proxy, demo, run, faults (and check, lint, matrix where installed).
+"""The `proxy-lab` command line: certs, proxy and faults here, every other command a module of its own.
 
-`main(argv) -> int` so tests call it directly. Exit codes for every command: 0 every expectation
-met (or the command succeeded), 1 some expectation not met, 2 usage or configuration error, with
-the reason on stderr in one line.
+`main(argv) -> int` so tests call it directly. A command is a module with `add_parser(sub)`, which
+adds its subparser and sets `handler`; `COMMAND_MODULES` lists them, so adding a command is adding
+its module there. What commands share (exit codes, formats, argument types, report output) is in
+`proxy_lab.cliargs`. Exit codes for every command: 0 every expectation met (or the command
+succeeded), 1 some expectation not met, 2 usage or configuration error, with the reason on stderr
+in one line.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
+from proxy_lab import check, lint, matrix, run_command
+from proxy_lab.cliargs import EXIT_NOT_MET, EXIT_OK, EXIT_USAGE, FORMATS, certs_dir, parse_fault
 from proxy_lab.errors import ConfigError
 
-EXIT_OK, EXIT_NOT_MET, EXIT_USAGE = 0, 1, 2
-FORMATS = ("terminal", "json", "junit", "markdown", "html")
+__all__ = ["COMMAND_MODULES", "EXIT_NOT_MET", "EXIT_OK", "EXIT_USAGE", "FORMATS", "build_parser", "main", "parse_fault"]
 
-
-def default_scenarios_dir() -> Path:
-    here = Path("scenarios")
-    if here.is_dir():
-        return here
-    return Path(__file__).resolve().parent.parent / "scenarios"
-
-
-def _certs_dir(args: argparse.Namespace) -> Path:
-    return Path(args.certs) if args.certs else Path(os.environ.get("PROXY_LAB_CERTS", "certs"))
+# Every command that is a module of its own: each has add_parser(sub), which sets its handler.
+COMMAND_MODULES = (run_command, check, lint, matrix)
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -46,48 +38,6 @@ def parse_user(value: str) -> tuple[str, str]:
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"--user {value!r}: expected NAME:PASSWORD")
     return name, password
-
-
-def parse_fault(value: str) -> tuple[str, dict[str, Any]]:
-    """`name` or `name:key=value,key=value` (values parsed as TOML scalars or lists)."""
-    import tomllib
-
-    name, _, rest = value.partition(":")
-    settings: dict[str, Any] = {}
-    for item in filter(None, _split_top_level(rest)):
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise argparse.ArgumentTypeError(f"--fault {value!r}: expected NAME[:key=value,...]")
-        try:
-            settings[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            settings[key.strip()] = raw
-    return name.strip(), settings
-
-
-def _split_top_level(text: str) -> list[str]:
-    """Split `a=1,b=[1,2],c="x,y"` on the commas outside brackets and quotes."""
-    items, depth, quote, start = [], 0, "", 0
-    for i, ch in enumerate(text):
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "\"'":
-            quote = ch
-        elif ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth -= 1
-        elif ch in ",;" and depth == 0:
-            items.append(text[start:i])
-            start = i + 1
-    items.append(text[start:])
-    return [i.strip() for i in items]
-
-
-def _add_output_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=FORMATS, default="terminal", help="output format (default: terminal)")
-    p.add_argument("--output", "-o", metavar="PATH", help="write the report here instead of stdout")
-    p.add_argument("--verbose", "-v", action="store_true", help="print each wire exchange as it happens")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,41 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: a CPU per worker, and each new connection to the worker on its CPU "
                         "while the workers are lightly loaded)")  # fmt: skip
 
-    for name, helptext in (
-        ("demo", "run every scenario under scenarios/ on loopback and show the matrix"),
-        ("run", "run the given scenario files or directories"),
-    ):
-        p = sub.add_parser(name, help=helptext)
-        if name == "run":
-            p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
-        else:
-            p.add_argument("--scenarios", type=Path, default=None, metavar="DIR")
-        p.add_argument("--only", action="append", default=[], metavar="ID", help="run only this scenario id (repeatable)")
-        p.add_argument("--target", default="lab", help="lab (default), mitmproxy, proxypy, squid, tinyproxy, or a proxy URL")
-        _add_output_options(p)
-
     sub.add_parser("faults", help="list every fault with its description and settings")
-    for extra in _extra_commands():
-        extra(sub)
+    for module in COMMAND_MODULES:
+        module.add_parser(sub)
     return parser
-
-
-def _extra_commands() -> list[Callable[[Any], None]]:
-    """Commands contributed by optional modules (check, lint, matrix)."""
-    found = []
-    for module in ("proxy_lab.check", "proxy_lab.lint", "proxy_lab.matrix"):
-        try:
-            mod = __import__(module, fromlist=["add_parser"])
-        except ImportError:
-            continue
-        found.append(mod.add_parser)
-    return found
 
 
 def cmd_certs(args: argparse.Namespace) -> int:
     from proxy_lab.pki import PKI
 
-    pki = PKI(_certs_dir(args))
+    pki = PKI(certs_dir(args))
     written = pki.ensure()
     for path in written:
         print(f"wrote {path}")
@@ -198,70 +123,9 @@ def cmd_faults(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _emit(runs: Sequence[Any], args: argparse.Namespace) -> None:
-    from proxy_lab.report import render
-
-    if args.format == "terminal" and not args.output:
-        from proxy_lab.report.terminal import print_runs
-
-        print_runs(runs)
-        return
-    text = render(runs, args.format)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-        print(f"wrote {args.output} ({args.format})", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from proxy_lab.runner import run_scenarios
-    from proxy_lab.scenarios import load_scenarios
-    from proxy_lab.targets import SetupError
-
-    paths = args.paths if args.command == "run" else [args.scenarios or default_scenarios_dir()]
-    scenarios = load_scenarios(paths, only=args.only or None)
-    if not scenarios:
-        raise ConfigError(f"no scenario files found in {', '.join(map(str, paths))}")
-    console = Console(stderr=True)
-    on_event = None
-    if args.verbose:
-        def on_event(line: str) -> None:
-            console.print(line, markup=False, highlight=False)
-    progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), console=console, transient=True, disable=args.verbose or not console.is_terminal,
-    )  # fmt: skip
-    with progress:
-        task = progress.add_task("scenarios", total=len(scenarios))
-
-        def on_progress(stage: str, scenario: Any, run: Any) -> None:
-            if stage == "start":
-                progress.update(task, description=f"running {scenario.id}")
-            else:
-                progress.advance(task)
-
-        try:
-            runs = asyncio.run(
-                run_scenarios(scenarios, target=args.target, certs_dir=_certs_dir(args), on_progress=on_progress, on_event=on_event)
-            )
-        except SetupError as exc:
-            print(f"proxy-lab: setup failure: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-    _emit(runs, args)
-    if any(r.setup_error for r in runs):
-        return EXIT_NOT_MET
-    return EXIT_OK if all(r.status in ("met", "skipped") for r in runs) else EXIT_NOT_MET
-
-
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "certs": cmd_certs,
     "proxy": cmd_proxy,
-    "demo": cmd_run,
-    "run": cmd_run,
     "faults": cmd_faults,
 }
 

@@ -2,7 +2,9 @@
 
 `RemoteProtocolError` means the peer broke the protocol; it carries the HTTP status a proxy
 should answer with (400, 405, 408, 414, 431, ...). `LocalProtocolError` means we misused an API.
-Everything else uses built-in exceptions.
+`ConfigError` blames the user's input; `SetupError` and `TargetSkipped` say why a scenario run has
+no outcomes (the lab or target did not start; the target cannot express the scenario). Everything
+else uses built-in exceptions. This module imports nothing of the package: anything may import it.
 """
 
 from __future__ import annotations
@@ -24,3 +26,11 @@ class RemoteProtocolError(ProtocolError):
 
 class ConfigError(ValueError):
     """A scenario file, CLI option or setting is wrong; the message names which and what was expected."""
+
+
+class SetupError(Exception):
+    """The lab or a target could not be set up: reported apart from outcomes, never as one."""
+
+
+class TargetSkipped(Exception):
+    """The target cannot express a scenario; the message says what it lacks (reported as skipped)."""

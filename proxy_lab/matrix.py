@@ -18,10 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from proxy_lab.errors import ConfigError
+from proxy_lab.cliargs import EXIT_NOT_MET, EXIT_OK, add_output_options, default_scenarios_dir, write_output
+from proxy_lab.cliargs import certs_dir as certs_dir_of
+from proxy_lab.errors import ConfigError, SetupError
 
 if TYPE_CHECKING:
-    from proxy_lab.runner import ScenarioRun
+    from proxy_lab.runs import ScenarioRun
     from proxy_lab.scenarios import Scenario
 
 CORE_SCENARIOS = ("baseline", "basic-auth", "basic-auth-missing")
@@ -30,16 +32,13 @@ PRESET_GLOB = "preset-*.toml"
 
 
 def add_parser(subparsers: Any) -> None:
-    from proxy_lab.cli import FORMATS
-
     p = subparsers.add_parser(
         "matrix", help="run the core scenarios and the presets over every installed target (lab and real products)"
     )
     p.add_argument("--scenarios", type=Path, default=None, metavar="DIR", help="scenario directory (default: scenarios/)")
     p.add_argument("--target", action="append", choices=TARGETS, default=[], help="only this target (repeatable)")
     p.add_argument("--only", action="append", default=[], metavar="ID", help="only this scenario id (repeatable)")
-    p.add_argument("--format", choices=FORMATS, default="terminal", help="output format (default: terminal)")
-    p.add_argument("--output", "-o", metavar="PATH", help="write the report here instead of stdout")
+    add_output_options(p, verbose=False)
     p.set_defaults(handler=cmd_matrix)
 
 
@@ -67,7 +66,7 @@ def plan(scenarios: Sequence[Scenario], target: str) -> list[Scenario]:
 
 
 def _skipped(scenarios: Sequence[Scenario], target: str, reason: str) -> list[ScenarioRun]:
-    from proxy_lab.runner import ScenarioRun
+    from proxy_lab.runs import ScenarioRun
 
     return [ScenarioRun(s, target, skipped=reason) for s in scenarios]
 
@@ -84,7 +83,7 @@ async def run_matrix(
     """Every target's runs, ordered by scenario then by target (so lab and product sit together)."""
     from proxy_lab.netns import require_root
     from proxy_lab.runner import run_scenarios
-    from proxy_lab.targets import SetupError
+    from proxy_lab.runs import ScenarioRun
     from proxy_lab.targets.real import installed
 
     by_target: dict[str, list[ScenarioRun]] = {}
@@ -106,7 +105,7 @@ async def run_matrix(
         try:
             by_target[target] = await run_scenarios(todo, target=target, certs_dir=certs_dir)
         except SetupError as exc:
-            from proxy_lab.runner import ScenarioRun
+            from proxy_lab.runs import ScenarioRun
 
             by_target[target] = [ScenarioRun(s, target, setup_error=str(exc)) for s in todo]
     order = {s.id: i for i, s in enumerate(scenarios)}
@@ -188,12 +187,11 @@ def print_matrix(runs: Sequence[ScenarioRun], console: Any, head: str) -> None:
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-    from proxy_lab.cli import EXIT_NOT_MET, EXIT_OK, _certs_dir, default_scenarios_dir
     from proxy_lab.report import render
 
     scenarios = load_matrix_scenarios(args.scenarios or default_scenarios_dir(), args.only)
     targets = args.target or list(TARGETS)
-    runs = asyncio.run(run_matrix(scenarios, targets, certs_dir=_certs_dir(args), log=sys.stderr))
+    runs = asyncio.run(run_matrix(scenarios, targets, certs_dir=certs_dir_of(args), log=sys.stderr))
     head = header()
     if args.format == "terminal":
         from rich.console import Console
@@ -210,10 +208,6 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         text = render(runs, args.format)
         if args.format == "markdown":
             text = f"{head}\n\n{text}"
-        if args.output:
-            Path(args.output).write_text(text, encoding="utf-8")
-            print(f"wrote {args.output} ({args.format})", file=sys.stderr)
-        else:
-            sys.stdout.write(text)
+        write_output(text, args.output, f"({args.format})")
     ok = all(r.status == "met" or (r.status == "skipped" and r.skipped) for r in runs)
     return EXIT_OK if ok else EXIT_NOT_MET

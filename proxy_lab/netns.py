@@ -8,8 +8,9 @@ Squid, tinyproxy, mitmproxy and proxy.py resolve the guide's hosts to the cloud 
 leaves the namespace (ip-netns(8): "ip netns exec automates handling of this configuration ... by
 bind mounting").
 
-`run_in_namespace` runs a whole batch of scenarios (cloud, product and device together) in a child
-process inside the namespace (`python -m proxy_lab.netns_child`), reads the runs back as JSON lines,
+`run_in_namespace` (called by the runner for a target that `needs_namespace`) runs a whole batch of
+scenarios (cloud, product and device together) in a child process inside the namespace
+(`python -m proxy_lab.netns_child`, which runs them with the runner), reads the runs back as JSON lines,
 and tears everything down in `finally`: on success, failure, Ctrl-C (the asyncio task is cancelled)
 or SIGTERM (turned into the same cancellation). Teardown kills what still runs in the namespace,
 deletes it and removes `/etc/netns/<name>`. A namespace left by a run that was killed outright
@@ -31,16 +32,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from proxy_lab.catalog import Catalog, load_catalog
-from proxy_lab.targets import SetupError
+from proxy_lab.errors import SetupError
+from proxy_lab.pki import DEFAULT_CERTS_DIR
+from proxy_lab.runs import EventSink, Progress, ScenarioRun, decode_run
+from proxy_lab.typed import encode
 
 if TYPE_CHECKING:
-    from proxy_lab.runner import Progress, ScenarioRun
     from proxy_lab.scenarios import Scenario
 
 PREFIX = "proxylab-"
@@ -259,7 +262,7 @@ async def run_in_namespace(
     *,
     certs_dir: Path | None = None,
     on_progress: Progress | None = None,
-    on_event: Callable[[str], None] | None = None,
+    on_event: EventSink | None = None,
     timeout_s: float | None = None,
 ) -> list[ScenarioRun]:
     """Run `scenarios` against `target` in a fresh namespace; the runs come back in scenario order.
@@ -302,13 +305,9 @@ async def _run_child(
     target: str,
     certs_dir: Path | None,
     on_progress: Progress | None,
-    on_event: Callable[[str], None] | None,
+    on_event: EventSink | None,
     timeout_s: float | None,
 ) -> list[ScenarioRun]:
-    from proxy_lab.jsoncodec import decode_run, encode
-    from proxy_lab.pki import DEFAULT_CERTS_DIR
-    from proxy_lab.runner import ScenarioRun
-
     budget = timeout_s if timeout_s is not None else 120.0 + 90.0 * len(scenarios)
     certs = _absolute(certs_dir if certs_dir is not None else DEFAULT_CERTS_DIR)
     runs: dict[int, ScenarioRun] = {}

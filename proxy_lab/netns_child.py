@@ -2,7 +2,8 @@
 
 Started by `proxy_lab.netns.run_in_namespace` as `ip netns exec <ns> python -m proxy_lab.netns_child
 PAYLOAD.json`. It binds the cloud on the real ports (80, 443, 5228, 5938, 53) of the namespace's
-cloud address, runs the scenarios against the target with the ordinary runner, and reports on
+cloud address, runs the scenarios against the target with the runner (`proxy_lab.runner` hands a batch to
+`proxy_lab.netns`, which starts this process; of the two, only this child imports the runner), and reports on
 stdout, one JSON object per line: `{"kind": "start", "index": i}`, `{"kind": "done", "index": i,
 "run": {...}}`, `{"kind": "event", "line": "..."}` and, when the lab cannot start,
 `{"kind": "fatal", "message": "..."}`. Logs go to stderr.
@@ -53,11 +54,13 @@ def cloud_bind(kinds: tuple[str, ...], address: str) -> dict[str, tuple[str, int
 async def _run(payload: dict[str, Any]) -> int:
     from proxy_lab.catalog import load_catalog
     from proxy_lab.cloud import Cloud
-    from proxy_lab.jsoncodec import decode_scenario, encode_run
     from proxy_lab.lab import Lab
     from proxy_lab.pki import PKI
-    from proxy_lab.runner import ScenarioRun, run_scenarios
-    from proxy_lab.targets import get_target
+    from proxy_lab.runner import run_scenarios
+    from proxy_lab.runs import ScenarioRun, encode_run
+    from proxy_lab.scenarios import Scenario
+    from proxy_lab.targets.registry import get_target
+    from proxy_lab.typed import decode
 
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -65,7 +68,7 @@ async def _run(payload: dict[str, Any]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
 
-    scenarios = [decode_scenario(s) for s in payload["scenarios"]]
+    scenarios: list[Scenario] = [decode(Scenario, s) for s in payload["scenarios"]]
     index = {id(s): i for i, s in enumerate(scenarios)}
     try:
         pki = PKI.load(Path(payload["certs_dir"]))

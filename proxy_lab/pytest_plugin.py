@@ -4,8 +4,11 @@ Registered under `[project.entry-points.pytest11]`, so any project with proxy-la
 write:
 
     def test_our_proxy_passes_baseline(proxy_lab_run):
-        run = proxy_lab_run("scenarios/baseline.toml", target="http://127.0.0.1:3128")
-        assert run.met, run.mismatches
+        proxy_lab_run("scenarios/baseline.toml", target="http://127.0.0.1:3128")
+
+`proxy_lab_run` fails the test when the run misses its expectation, naming each service with the
+outcome expected and the one observed (and where); a run the target cannot express is skipped with
+the target's reason. `check=False` returns the run whatever it shows, for a test to inspect.
 
 Settings (override the fixtures, or use the ini options):
 - `proxy_lab_certs_dir` (ini `proxy_lab_certs`): where the lab's certificates live;
@@ -25,7 +28,7 @@ import pytest
 
 if TYPE_CHECKING:
     from proxy_lab.lab import Lab
-    from proxy_lab.runner import ScenarioRun
+    from proxy_lab.runs import ScenarioRun
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -92,13 +95,22 @@ def proxy_lab(proxy_lab_session: LabThread) -> Iterator[Lab]:
 
 @pytest.fixture
 def proxy_lab_run(proxy_lab_session: LabThread, proxy_lab_target: str) -> Callable[..., ScenarioRun]:
-    """Run one scenario file (or Scenario) against a target and return its ScenarioRun."""
+    """Run one scenario file (or Scenario) against a target and return its ScenarioRun; with
+    `check` (the default) a run that misses its expectation fails the test and a skipped one skips it."""
     from proxy_lab.runner import run_scenarios
     from proxy_lab.scenarios import Scenario, load_scenario
 
-    def run(scenario: str | Path | Scenario, target: str | None = None) -> ScenarioRun:
+    def run(scenario: str | Path | Scenario, target: str | None = None, *, check: bool = True) -> ScenarioRun:
         sc = scenario if isinstance(scenario, Scenario) else load_scenario(Path(scenario))
         runs = proxy_lab_session.call(run_scenarios([sc], target=target or proxy_lab_target, lab=proxy_lab_session.lab))
-        return runs[0]  # type: ignore[no-any-return]
+        result: ScenarioRun = runs[0]
+        if check and result.skipped:
+            pytest.skip(f"{sc.id} on {result.target}: {result.skipped}")
+        if check and not result.met:
+            pytest.fail(
+                f"scenario {sc.id} on {result.target} did not meet its expectation:\n  " + "\n  ".join(result.unmet()),
+                pytrace=False,
+            )
+        return result
 
     return run

@@ -2,69 +2,32 @@
 
 The runner never declares an outcome. It hands the device a proxy address and reads back what the
 device observed; the comparison with the scenario's expectation is the only judgement made here.
+It also decides where a batch runs: a target that needs a network namespace (`needs_namespace`, the
+real products) has what it cannot run skipped first, then the rest run in a namespace of their own
+(`proxy_lab.netns`), whose child process calls `run_scenarios` again with the namespace's lab.
+The records it returns (`ScenarioRun`) live in `proxy_lab.runs`.
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
 from proxy_lab.device import Device, DeviceSettings, ProxySettings
+from proxy_lab.errors import SetupError, TargetSkipped
 from proxy_lab.lab import Lab
-from proxy_lab.outcomes import Outcome, Result, service_outcomes
+from proxy_lab.netns import run_in_namespace
+from proxy_lab.outcomes import service_outcomes
 from proxy_lab.protocol.messages import Record
+from proxy_lab.runs import EventSink, Progress, ScenarioRun
 from proxy_lab.scenarios import Scenario
-from proxy_lab.targets import ProxyEndpoint, SetupError, Target, TargetSkipped, get_target
+from proxy_lab.targets.base import ProxyEndpoint, Target
 from proxy_lab.targets.lab import LabTarget
+from proxy_lab.targets.registry import get_target
 
-Progress = Callable[[str, Scenario, "ScenarioRun | None"], None]
-
-
-@dataclass
-class ScenarioRun:
-    """One scenario run against one target: what the device saw, what was expected."""
-
-    scenario: Scenario
-    target: str
-    results: list[Result] = field(default_factory=list)
-    observed: dict[str, Outcome] = field(default_factory=dict)
-    expected: dict[str, tuple[Outcome, ...]] = field(default_factory=dict)
-    setup_error: str | None = None
-    skipped: str | None = None
-    elapsed_s: float = 0.0
-    journal_before: int = 0
-    journal_after: int = 0
-    followup_results: list[Result] = field(default_factory=list)
-    journal_after_followup: int | None = None
-
-    @property
-    def mismatches(self) -> dict[str, tuple[Outcome, tuple[Outcome, ...]]]:
-        return {
-            s: (o, self.expected[s])
-            for s, o in self.observed.items()
-            if s in self.expected and o not in self.expected[s]
-        }
-
-    @property
-    def met(self) -> bool:
-        if self.setup_error or self.skipped:
-            return False
-        if self.followup_results and any(not r.outcome.ok for r in self.followup_results):
-            return False
-        if self.journal_after_followup not in (None, 0):
-            return False
-        return not self.mismatches and set(self.observed) == set(self.expected)
-
-    @property
-    def status(self) -> str:
-        if self.setup_error:
-            return "setup_error"
-        if self.skipped:
-            return "skipped"
-        return "met" if self.met else "not_met"
+__all__ = ["ScenarioRun", "device_settings", "run_scenario", "run_scenarios"]
 
 
 def device_settings(scenario: Scenario, proxy: ProxyEndpoint | None) -> DeviceSettings:
@@ -85,14 +48,14 @@ def device_settings(scenario: Scenario, proxy: ProxyEndpoint | None) -> DeviceSe
 
 
 async def run_scenario(
-    scenario: Scenario,
-    lab: Lab,
-    target: Target,
-    *,
-    workdir: Path,
-    on_event: Callable[[str], None] | None = None,
+    scenario: Scenario, lab: Lab, target: Target, *, workdir: Path, on_event: EventSink | None = None
 ) -> ScenarioRun:
+    """Run one scenario on `target` inside `lab`; a target that cannot run it gives a skipped run,
+    one that cannot start a run with a setup error (neither has outcomes)."""
     run = ScenarioRun(scenario, target.name)
+    if (reason := target.skip_reason(scenario)) is not None:
+        run.skipped = reason  # decided before anything starts
+        return run
     services = [s.name for s in lab.catalog.for_model(scenario.device.model)]
     if scenario.device.services:
         services = [s for s in services if s in scenario.device.services]
@@ -100,6 +63,7 @@ async def run_scenario(
     started = time.monotonic()
     journal = workdir / f"{scenario.id}-{target.name}.journal.sqlite3"
     journal.unlink(missing_ok=True)
+
     def meter(proxy: ProxyEndpoint) -> Device:
         """The scenario's meter behind `proxy`; the same journal file every time (its memory)."""
         return Device(
@@ -143,18 +107,17 @@ async def run_scenarios(
     certs_dir: Path | None = None,
     lab: Lab | None = None,
     on_progress: Progress | None = None,
-    on_event: Callable[[str], None] | None = None,
+    on_event: EventSink | None = None,
 ) -> list[ScenarioRun]:
-    """Run every scenario against one target with one shared lab; results in scenario order."""
+    """Run every scenario against one target with one shared lab; results in scenario order.
+
+    Without `lab`, the runner makes one (on loopback), or, for a target that needs a namespace,
+    runs the batch in a namespace with a lab of its own. Raises SetupError when that lab or
+    namespace cannot be set up; a scenario that cannot run comes back skipped or with a setup error.
+    """
     tgt = get_target(target) if isinstance(target, str) else target
-    in_namespace = getattr(tgt, "run_in_namespace", None)
-    if in_namespace is not None and lab is None:
-        # Real products (proxy_lab.targets.real) run with the cloud and the device in a network
-        # namespace of their own (proxy_lab.netns); the runs come back from that child process.
-        ns_runs: list[ScenarioRun] = await in_namespace(
-            scenarios, certs_dir=certs_dir, on_progress=on_progress, on_event=on_event
-        )
-        return ns_runs
+    if tgt.needs_namespace and lab is None:
+        return await _in_namespace(scenarios, tgt, certs_dir, on_progress, on_event)
     runs: list[ScenarioRun] = []
     with tempfile.TemporaryDirectory(prefix="proxy-lab-") as tmp:
         workdir = Path(tmp)
@@ -178,3 +141,32 @@ async def run_scenarios(
             async with new_lab:
                 await _all(new_lab)
     return runs
+
+
+async def _in_namespace(
+    scenarios: Sequence[Scenario],
+    tgt: Target,
+    certs_dir: Path | None,
+    on_progress: Progress | None,
+    on_event: EventSink | None,
+) -> list[ScenarioRun]:
+    """Skip what the target cannot run (no namespace needed for those), run the rest in a namespace
+    of their own; the runs in scenario order."""
+    runs: dict[int, ScenarioRun] = {}
+    todo: list[int] = []
+    for i, scenario in enumerate(scenarios):
+        reason = tgt.skip_reason(scenario)
+        if reason is None:
+            todo.append(i)
+            continue
+        if on_progress:
+            on_progress("start", scenario, None)
+        runs[i] = ScenarioRun(scenario, tgt.name, skipped=reason)
+        if on_progress:
+            on_progress("done", scenario, runs[i])
+    if todo:
+        done = await run_in_namespace(
+            [scenarios[i] for i in todo], tgt.name, certs_dir=certs_dir, on_progress=on_progress, on_event=on_event
+        )
+        runs.update(zip(todo, done, strict=True))
+    return [runs[i] for i in range(len(scenarios))]

@@ -2,8 +2,14 @@
 
 A scenario names the guide section it demonstrates, its lesson and remedy, the target proxy's
 configuration (users, faults), the device's settings, and the expected outcome per service. It is
-validated completely when it loads: a bad file is rejected with the file, the key and what was
-expected (ConfigError), never on first use deep in a run.
+validated completely when it loads, fault settings included (`make_fault`): a bad file is rejected
+with the file, the key and what was expected (ConfigError), never on first use deep in a run. The
+dataclasses below declare each key's type, and the phrase and condition its errors say
+(`proxy_lab.typed.spec`); `proxy_lab.typed` converts and checks them.
+
+`tags` group scenarios (`proxy-lab run --tag tls`). The target is not a scenario's choice: it is
+given to the run (`--target`); a scenario written for one product names a preset
+(`proxy.preset`), and the other products skip it.
 
     id = "basic-auth"
     title = "Proxy with Basic authentication, meter configured with the right credentials"
@@ -30,24 +36,25 @@ expected (ConfigError), never on first use deep in a run.
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from proxy_lab.catalog import MODELS, Catalog, load_catalog
 from proxy_lab.errors import ConfigError
 from proxy_lab.outcomes import Outcome
+from proxy_lab.typed import Invalid, build, convert, spec
 
-_OUTCOMES = {o.value for o in Outcome}
-_TOP_KEYS = {"id", "title", "guide_section", "lesson", "remedy", "tags", "proxy", "device", "cloud", "expect", "target", "followup"}
-_PROXY_KEYS = {"users", "realm", "username_case_sensitive", "faults", "close_after_407", "connect_timeout_s", "preset"}
-_DEVICE_KEYS = {
-    "model", "mode", "username", "password", "connect_timeout_s", "read_timeout_s", "concurrency",
-    "slow_setup_s", "teamviewer_hold_s", "preemptive_auth", "transactions", "services",
-}  # fmt: skip
-_CLOUD_KEYS = {"download_bytes", "drop_receipts", "corrupt_downloads"}
-_EXPECT_KEYS = {"default", "services"}
+_OUTCOMES = ", ".join(o.value for o in Outcome)
+_SECTIONS = ("proxy", "device", "cloud", "expect")
+_BOOL = spec("true or false")
+_SECONDS = spec("a number of seconds", (lambda v: v > 0, "a positive number of seconds"))
+
+
+def _name_like(value: str) -> bool:
+    return bool(value) and all(c.isalnum() or c in "-_" for c in value)
 
 
 @dataclass(frozen=True)
@@ -58,36 +65,39 @@ class FaultSpec:
 
 @dataclass(frozen=True)
 class ProxySpec:
-    users: dict[str, str] = field(default_factory=dict)
+    users: dict[str, str] = field(default_factory=dict, metadata=spec('a table of user = "password" strings'))
     realm: str = "proxy-lab"
-    username_case_sensitive: bool = True
-    close_after_407: bool = False
-    connect_timeout_s: float = 5.0
+    username_case_sensitive: bool = field(default=True, metadata=_BOOL)
+    close_after_407: bool = field(default=False, metadata=_BOOL)
+    connect_timeout_s: float = field(default=5.0, metadata=_SECONDS)
     faults: tuple[FaultSpec, ...] = ()
-    preset: str | None = None  # a real-product preset name (targets), e.g. "squid-stock"
+    preset: str | None = None  # a real-product preset name (proxy_lab.targets.presets), e.g. "squid-stock"
 
 
 @dataclass(frozen=True)
 class DeviceSpec:
-    model: str = "sendpro-plus"
-    mode: str = "proxy"  # "proxy" or "direct"
+    model: str = field(default="sendpro-plus", metadata=spec(" or ".join(MODELS), (lambda m: m in MODELS, " or ".join(MODELS))))
+    mode: Literal["proxy", "direct"] = "proxy"
     username: str | None = None
     password: str | None = None
-    connect_timeout_s: float = 3.0
-    read_timeout_s: float = 3.0
-    concurrency: int = 16
-    slow_setup_s: float = 2.0
-    teamviewer_hold_s: float = 0.3
-    preemptive_auth: bool = False
-    transactions: int = 3  # mail pieces printed before the run: records in the journal to upload
+    connect_timeout_s: float = field(default=3.0, metadata=_SECONDS)
+    read_timeout_s: float = field(default=3.0, metadata=_SECONDS)
+    concurrency: int = field(default=16, metadata=spec(check=(lambda v: v >= 1, "a positive integer")))
+    slow_setup_s: float = field(default=2.0, metadata=_SECONDS)
+    teamviewer_hold_s: float = field(default=0.3, metadata=_SECONDS)
+    preemptive_auth: bool = field(default=False, metadata=_BOOL)
+    # mail pieces printed before the run: records in the journal to upload
+    transactions: int = field(default=3, metadata=spec(check=(lambda v: v >= 0, "zero or more")))
     services: tuple[str, ...] | None = None  # restrict to these services (default: all of the model)
 
 
 @dataclass(frozen=True)
 class CloudSpec:
-    download_bytes: int = 24 * 1024
-    drop_receipts: bool = False
-    corrupt_downloads: bool = False
+    download_bytes: int = field(
+        default=24 * 1024, metadata=spec("a number of bytes", (lambda v: 0 < v <= 64 * 1024 * 1024, "1 to 67108864 bytes"))
+    )
+    drop_receipts: bool = field(default=False, metadata=_BOOL)
+    corrupt_downloads: bool = field(default=False, metadata=_BOOL)
 
 
 @dataclass(frozen=True)
@@ -101,169 +111,104 @@ class Expectation:
 
 @dataclass(frozen=True)
 class Scenario:
-    id: str
-    title: str
+    id: str = field(metadata=spec("a non-empty string", (_name_like, "letters, digits, '-' and '_' only")))
+    title: str = field(metadata=spec("a non-empty string", (lambda t: bool(t.strip()), "a non-empty string")))
     guide_section: str
-    lesson: str
+    lesson: str = field(metadata=spec("a non-empty string", (lambda t: bool(t.strip()), "a non-empty string")))
     remedy: str
     path: Path | None
     proxy: ProxySpec
     device: DeviceSpec
     cloud: CloudSpec
     expect: Expectation
-    target: str = "lab"
-    tags: tuple[str, ...] = ()
-    followup: bool = False  # run the device a second time without faults (journal carry-over)
+    tags: tuple[str, ...] = field(default=(), metadata=spec("a list of tags", (lambda ts: all(map(_name_like, ts)), "a list of tags (letters, digits, '-' and '_')")))
+    followup: bool = field(default=False, metadata=_BOOL)  # run the device a second time without faults (journal carry-over)
 
 
-def _err(src: str, key: str, expected: str, got: object) -> ConfigError:
-    return ConfigError(f"{src}: {key}: expected {expected}, got {got!r}")
+# Keys of a scenario file; `target` is not one (see the module docstring).
+_TOP_KEYS = ("id", "title", "guide_section", "lesson", "remedy", "tags", *_SECTIONS, "followup")
 
 
-def _check_keys(src: str, where: str, table: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise ConfigError(f"{src}: {where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
-
-
-def _typed(src: str, key: str, value: Any, typ: type | tuple[type, ...], expected: str) -> Any:
-    if isinstance(value, bool) and typ in (int, float, (int, float)):
-        raise _err(src, key, expected, value)
-    if not isinstance(value, typ):
-        raise _err(src, key, expected, value)
-    return value
-
-
-def _outcomes(src: str, key: str, value: Any) -> tuple[Outcome, ...]:
+def _outcomes(key: str, value: Any) -> tuple[Outcome, ...]:
     values = value if isinstance(value, list) else [value]
-    if not values or any(v not in _OUTCOMES for v in values):
-        raise _err(src, key, f"an outcome or a list of outcomes among {', '.join(sorted(_OUTCOMES))}", value)
-    return tuple(Outcome(v) for v in values)
+    try:
+        out: tuple[Outcome, ...] = convert(tuple[Outcome, ...], values, key)
+    except Invalid:
+        out = ()
+    if not out:
+        raise Invalid(key, f"an outcome or a list of outcomes among {_OUTCOMES}", value)
+    return out
 
 
-def _table(src: str, data: dict[str, Any], key: str) -> dict[str, Any]:
+def _faults(raw: Any) -> tuple[FaultSpec, ...]:
+    """`[[proxy.faults]]` tables, each a fault's name and settings, checked as the lab proxy builds them."""
+    from proxy_lab.proxy.faults.base import make_fault
+
+    if not isinstance(raw, list):
+        raise Invalid("proxy.faults", "an array of tables ([[proxy.faults]])", raw)
+    faults = []
+    for i, table in enumerate(raw):
+        if not isinstance(table, dict) or not isinstance(table.get("name"), str):
+            raise Invalid(f"proxy.faults[{i}]", "a table with a string 'name'", table)
+        spec_ = FaultSpec(table["name"], {k: v for k, v in table.items() if k != "name"})
+        try:
+            make_fault(spec_.name, spec_.settings)
+        except ConfigError as exc:
+            raise ConfigError(f"proxy.faults[{i}]: {exc}") from exc
+        faults.append(spec_)
+    return tuple(faults)
+
+
+def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
     value = data.get(key, {})
     if not isinstance(value, dict):
-        raise _err(src, f"[{key}]", "a table", value)
-    return value
+        raise Invalid(f"[{key}]", "a table", value)
+    return dict(value)
+
+
+def _parse(data: dict[str, Any], catalog: Catalog, path: Path | None) -> Scenario:
+    unknown = sorted(set(data) - set(_TOP_KEYS))
+    if unknown:
+        hint = " (the target is chosen by `--target`; a product's configuration by proxy.preset)" if "target" in unknown else ""
+        raise ConfigError(f"top level: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_TOP_KEYS)}{hint}")
+    raw_proxy = _section(data, "proxy")
+    faults = _faults(raw_proxy.pop("faults", []))
+    proxy = build(ProxySpec, raw_proxy, "proxy", given={"faults": faults})
+    device = build(DeviceSpec, _section(data, "device"), "device")
+    if device.services is not None and (bad := [s for s in device.services if s not in catalog.services]):
+        raise Invalid("device.services", f"a list of services among {', '.join(catalog.services)}", bad)
+    cloud = build(CloudSpec, _section(data, "cloud"), "cloud")
+    raw_expect = _section(data, "expect")
+    services: dict[str, tuple[Outcome, ...]] = {}
+    raw_services = raw_expect.pop("services", {})
+    if not isinstance(raw_services, dict):
+        raise Invalid("expect.services", "a table of service = outcome", raw_services)
+    for name, value in raw_services.items():
+        if name not in catalog.services:
+            raise Invalid(f"expect.services.{name}", f"a service among {', '.join(catalog.services)}", name)
+        services[name] = _outcomes(f"expect.services.{name}", value)
+    default = _outcomes("expect.default", raw_expect.pop("default", "pass"))
+    if raw_expect:
+        raise ConfigError(f"[expect]: unknown key(s) {', '.join(sorted(raw_expect))}; allowed: default, services")
+    top = {k: v for k, v in data.items() if k not in _SECTIONS}
+    top.setdefault("guide_section", "")
+    top.setdefault("remedy", "")
+    sections = {"path": path, "proxy": proxy, "device": device, "cloud": cloud, "expect": Expectation(default, services)}
+    scenario = build(Scenario, top, given=sections)
+    return dataclasses.replace(
+        scenario,
+        title=scenario.title.strip(),
+        lesson=" ".join(scenario.lesson.split()),
+        remedy=" ".join(scenario.remedy.split()),
+    )
 
 
 def parse_scenario(data: dict[str, Any], src: str, catalog: Catalog | None = None, path: Path | None = None) -> Scenario:
-    catalog = catalog or load_catalog()
-    _check_keys(src, "top level", data, _TOP_KEYS)
-    for key in ("id", "title", "lesson"):
-        if not isinstance(data.get(key), str) or not data[key].strip():
-            raise _err(src, key, "a non-empty string", data.get(key))
-    sid = data["id"]
-    if not all(c.isalnum() or c in "-_" for c in sid):
-        raise _err(src, "id", "letters, digits, '-' and '_' only", sid)
-
-    raw_proxy = _table(src, data, "proxy")
-    _check_keys(src, "[proxy]", raw_proxy, _PROXY_KEYS)
-    users = raw_proxy.get("users", {})
-    if not isinstance(users, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in users.items()):
-        raise _err(src, "proxy.users", "a table of user = \"password\" strings", users)
-    faults: list[FaultSpec] = []
-    raw_faults = raw_proxy.get("faults", [])
-    if not isinstance(raw_faults, list):
-        raise _err(src, "proxy.faults", "an array of tables ([[proxy.faults]])", raw_faults)
-    for i, f in enumerate(raw_faults):
-        if not isinstance(f, dict) or not isinstance(f.get("name"), str):
-            raise _err(src, f"proxy.faults[{i}]", "a table with a string 'name'", f)
-        faults.append(FaultSpec(f["name"], {k: v for k, v in f.items() if k != "name"}))
-    proxy = ProxySpec(
-        users=dict(users),
-        realm=_typed(src, "proxy.realm", raw_proxy.get("realm", "proxy-lab"), str, "a string"),
-        username_case_sensitive=_typed(
-            src, "proxy.username_case_sensitive", raw_proxy.get("username_case_sensitive", True), bool, "true or false"
-        ),
-        close_after_407=_typed(src, "proxy.close_after_407", raw_proxy.get("close_after_407", False), bool, "true or false"),
-        connect_timeout_s=float(
-            _typed(src, "proxy.connect_timeout_s", raw_proxy.get("connect_timeout_s", 5.0), (int, float), "seconds")
-        ),
-        faults=tuple(faults),
-        preset=raw_proxy.get("preset"),
-    )
-
-    raw_device = _table(src, data, "device")
-    _check_keys(src, "[device]", raw_device, _DEVICE_KEYS)
-    model = raw_device.get("model", "sendpro-plus")
-    if model not in MODELS:
-        raise _err(src, "device.model", " or ".join(MODELS), model)
-    mode = raw_device.get("mode", "proxy")
-    if mode not in ("proxy", "direct"):
-        raise _err(src, "device.mode", "'proxy' or 'direct'", mode)
-    dev_kwargs: dict[str, Any] = {"model": model, "mode": mode}
-    for key in ("username", "password"):
-        if key in raw_device:
-            dev_kwargs[key] = _typed(src, f"device.{key}", raw_device[key], str, "a string")
-    for key in ("connect_timeout_s", "read_timeout_s", "slow_setup_s", "teamviewer_hold_s"):
-        if key in raw_device:
-            v = _typed(src, f"device.{key}", raw_device[key], (int, float), "a number of seconds")
-            if v <= 0:
-                raise _err(src, f"device.{key}", "a positive number of seconds", v)
-            dev_kwargs[key] = float(v)
-    for key in ("concurrency", "transactions"):
-        if key in raw_device:
-            v = _typed(src, f"device.{key}", raw_device[key], int, "an integer")
-            if v < (1 if key == "concurrency" else 0):
-                raise _err(src, f"device.{key}", "a positive integer", v)
-            dev_kwargs[key] = v
-    if "preemptive_auth" in raw_device:
-        dev_kwargs["preemptive_auth"] = _typed(src, "device.preemptive_auth", raw_device["preemptive_auth"], bool, "true or false")
-    if "services" in raw_device:
-        svc = raw_device["services"]
-        if not isinstance(svc, list) or any(s not in catalog.services for s in svc):
-            raise _err(src, "device.services", f"a list of services among {', '.join(catalog.services)}", svc)
-        dev_kwargs["services"] = tuple(svc)
-    device = DeviceSpec(**dev_kwargs)
-
-    raw_cloud = _table(src, data, "cloud")
-    _check_keys(src, "[cloud]", raw_cloud, _CLOUD_KEYS)
-    cloud_kwargs: dict[str, Any] = {}
-    if "download_bytes" in raw_cloud:
-        v = _typed(src, "cloud.download_bytes", raw_cloud["download_bytes"], int, "a number of bytes")
-        if not 0 < v <= 64 * 1024 * 1024:
-            raise _err(src, "cloud.download_bytes", "1 to 67108864 bytes", v)
-        cloud_kwargs["download_bytes"] = v
-    for key in ("drop_receipts", "corrupt_downloads"):
-        if key in raw_cloud:
-            cloud_kwargs[key] = _typed(src, f"cloud.{key}", raw_cloud[key], bool, "true or false")
-    cloud = CloudSpec(**cloud_kwargs)
-
-    raw_expect = _table(src, data, "expect")
-    _check_keys(src, "[expect]", raw_expect, _EXPECT_KEYS)
-    default = _outcomes(src, "expect.default", raw_expect.get("default", "pass"))
-    raw_services = raw_expect.get("services", {})
-    if not isinstance(raw_services, dict):
-        raise _err(src, "expect.services", "a table of service = outcome", raw_services)
-    services: dict[str, tuple[Outcome, ...]] = {}
-    for name, value in raw_services.items():
-        if name not in catalog.services:
-            raise _err(src, f"expect.services.{name}", f"a service among {', '.join(catalog.services)}", name)
-        services[name] = _outcomes(src, f"expect.services.{name}", value)
-
-    target = data.get("target", "lab")
-    if not isinstance(target, str):
-        raise _err(src, "target", "a target name", target)
-    tags = data.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise _err(src, "tags", "a list of strings", tags)
-    return Scenario(
-        id=sid,
-        title=data["title"].strip(),
-        guide_section=str(data.get("guide_section", "")),
-        lesson=" ".join(data["lesson"].split()),
-        remedy=" ".join(str(data.get("remedy", "")).split()),
-        path=path,
-        proxy=proxy,
-        device=device,
-        cloud=cloud,
-        expect=Expectation(default, services),
-        target=target,
-        tags=tuple(tags),
-        followup=_typed(src, "followup", data.get("followup", False), bool, "true or false"),
-    )
+    """A scenario from a TOML document; ConfigError names `src`, the key and what was expected."""
+    try:
+        return _parse(data, catalog or load_catalog(), path)
+    except (Invalid, ConfigError) as exc:
+        raise ConfigError(f"{src}: {exc}") from exc
 
 
 def load_scenario(path: Path, catalog: Catalog | None = None) -> Scenario:
@@ -278,8 +223,11 @@ def load_scenario(path: Path, catalog: Catalog | None = None) -> Scenario:
     return parse_scenario(data, str(path), catalog, path)
 
 
-def load_scenarios(paths: list[Path], catalog: Catalog | None = None, only: list[str] | None = None) -> list[Scenario]:
-    """Load scenario files and directories (sorted); `only` keeps the given ids, in any order."""
+def load_scenarios(
+    paths: list[Path], catalog: Catalog | None = None, only: list[str] | None = None, tags: list[str] | None = None
+) -> list[Scenario]:
+    """Load scenario files and directories (sorted); `only` keeps the given ids, in any order, and
+    `tags` the scenarios with at least one of the given tags."""
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
@@ -299,4 +247,11 @@ def load_scenarios(paths: list[Path], catalog: Catalog | None = None, only: list
         if missing:
             raise ConfigError(f"no scenario with id {', '.join(missing)}; known: {', '.join(seen)}")
         scenarios = [s for s in scenarios if s.id in only]
+    if tags:
+        known = sorted({t for s in scenarios for t in s.tags})
+        if missing := [t for t in tags if t not in known]:
+            raise ConfigError(f"no scenario has tag {', '.join(missing)}; tags in use: {', '.join(known) or 'none'}")
+        scenarios = [s for s in scenarios if set(tags) & set(s.tags)]
     return scenarios
+
+

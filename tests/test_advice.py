@@ -264,10 +264,6 @@ def test_a_finding_without_results_still_fills_its_sentence_from_its_endpoints()
     assert check.specific_remedy(finding).endswith(": pb-ota.redbend.com")
 
 
-def test_the_check_uses_the_advice_table_itself() -> None:
-    assert check.CAUSES is CAUSES and check.cause_of is cause_of and check.Cause is Cause
-
-
 def test_a_remedy_naming_an_unknown_field_is_rejected_when_the_table_loads() -> None:
     with pytest.raises(ValueError, match=r"cause 'x': remedy names unknown fields \['host'\]"):
         Cause("x", "title", "exempt {host} from inspection")

@@ -19,7 +19,7 @@ from proxy_lab.outcomes import Outcome
 from proxy_lab.proxy import LabProxy, ProxyConfig, make_fault
 from proxy_lab.runner import run_scenarios
 from proxy_lab.scenarios import Scenario, load_scenario
-from proxy_lab.targets import ProxyEndpoint
+from proxy_lab.targets.base import ProxyEndpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
@@ -33,6 +33,10 @@ class Forbidding:
     """A target that answers every CONNECT with Squid's 403, whatever the scenario says."""
 
     name = "forbidding"
+    needs_namespace = False
+
+    def skip_reason(self, scenario: Scenario) -> str | None:
+        return None
 
     @asynccontextmanager
     async def proxy_for(self, scenario: Scenario, lab: Lab) -> AsyncIterator[ProxyEndpoint]:

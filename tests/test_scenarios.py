@@ -79,3 +79,51 @@ def test_a_non_utf8_file_is_rejected(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe id")
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_scenario(path)
+
+
+def test_a_bad_value_names_the_file_the_key_what_was_expected_and_what_was_given(tmp_path: Path) -> None:
+    path = write(tmp_path, "id = 'x'\ntitle = 't'\nlesson = 'l'\n[device]\nconcurrency = 'a'\n", "x.toml")
+    with pytest.raises(ConfigError) as info:
+        load_scenario(path)
+    assert str(info.value) == f"{path}: device.concurrency: expected an integer, got 'a'"
+    path.write_text("id = 'x'\ntitle = 't'\nlesson = 'l'\n[device]\nconcurrency = 0\n")
+    with pytest.raises(ConfigError, match=r"device.concurrency: expected a positive integer, got 0"):
+        load_scenario(path)
+
+
+def test_a_bad_fault_setting_is_rejected_when_the_file_loads(tmp_path: Path) -> None:
+    text = "id = 'x'\ntitle = 't'\nlesson = 'l'\n[[proxy.faults]]\nname = 'throttle'\nrate_kbps = 'slow'\n"
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_scenario(path)
+    assert str(info.value).startswith(f"{path}: proxy.faults[0]: fault throttle: setting rate_kbps = 'slow': expected ")
+    path.write_text(text.replace("'slow'", "96"))  # negative control: the same fault, set right
+    assert load_scenario(path).proxy.faults[0].settings == {"rate_kbps": 96}
+
+
+def test_target_is_not_a_scenario_key_and_the_error_says_where_it_goes(tmp_path: Path) -> None:
+    path = write(tmp_path, "id = 'x'\ntitle = 't'\nlesson = 'l'\ntarget = 'squid'\n")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) target; .* chosen by `--target`"):
+        load_scenario(path)
+
+
+def test_tags_keep_only_the_scenarios_that_carry_one_of_them() -> None:
+    tls = load_scenarios([ROOT / "scenarios"], tags=["tls"])
+    assert {s.id for s in tls} == {"preset-mitmproxy-default", "preset-mitmproxy-passthrough", "preset-squid-ssl-bump"}
+    either = load_scenarios([ROOT / "scenarios"], tags=["tinyproxy", "proxypy"])
+    assert {s.id for s in either} == {"preset-tinyproxy-stock", "preset-tinyproxy-connectport-443", "preset-proxypy-basic-auth"}
+    with pytest.raises(ConfigError, match="no scenario has tag tsl; tags in use: auth, mitmproxy"):
+        load_scenarios([ROOT / "scenarios"], tags=["tsl"])
+
+
+def test_demo_with_a_tag_runs_only_the_tagged_scenarios(proxy_lab_certs_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from proxy_lab.cli import main
+
+    code = main(["--certs", str(proxy_lab_certs_dir), "demo", "--scenarios", str(ROOT / "scenarios"), "--tag", "proxypy",
+                 "--format", "json"])  # fmt: skip
+    import json
+
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and [r["scenario"]["id"] for r in doc["runs"]] == ["preset-proxypy-basic-auth"]
+    assert main(["demo", "--scenarios", str(ROOT / "scenarios"), "--tag", "nope"]) == 2
+    assert "no scenario has tag nope" in capsys.readouterr().err

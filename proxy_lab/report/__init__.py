@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from proxy_lab.errors import ConfigError
 
 if TYPE_CHECKING:
-    from proxy_lab.runner import ScenarioRun
+    from proxy_lab.runs import ScenarioRun
 
 __all__ = ["FORMATS", "render"]
 

@@ -3,7 +3,7 @@
 Every format (terminal, JSON, JUnit, Markdown, HTML) reads runs through this module, so they all
 agree on which cells are findings, which endpoint stands for a service (its worst one), which rule
 and which remedy go with it, and which problems are setup failures rather than outcomes. It works
-on any object shaped like `proxy_lab.runner.ScenarioRun` and never imports the runner at run time.
+on `proxy_lab.runs.ScenarioRun` records and never imports the runner.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from proxy_lab.catalog import Catalog, load_catalog
 from proxy_lab.outcomes import Outcome, Result, worst
 
 if TYPE_CHECKING:
-    from proxy_lab.runner import ScenarioRun
+    from proxy_lab.runs import ScenarioRun
 
 CellStatus = Literal["met", "not_met", "no_result", "not_expected", "skipped", "setup_error"]
 
@@ -201,10 +201,19 @@ def run_problems(run: ScenarioRun) -> list[str]:
 
 
 def remedy_for(run: ScenarioRun, result: Result) -> str:
-    """The scenario's own remedy for a failure when it has one (it knows the cause), else the advice's."""
-    if run.scenario.remedy and result.outcome != Outcome.PASS:
-        return run.scenario.remedy
-    return remedy(result) or ""
+    """The change that would turn this result into a pass, for the cause diagnosed from what was
+    observed (`proxy_lab.advice`, as the field check gives it); empty for a pass. Never the
+    scenario's own `remedy`: that says what fixes the fault the scenario meant to show, which is not
+    what a run saw when its proxy did something else (a 502 where SSL inspection was expected)."""
+    return remedy(result) if result.outcome != Outcome.PASS else ""
+
+
+def lesson_for(run: ScenarioRun) -> str:
+    """The scenario's lesson, with its own remedy as part of it (what fixes the fault it shows)."""
+    s = run.scenario
+    if s.remedy:
+        return f"{s.lesson} The scenario's fix: {s.remedy}." if s.lesson else f"The scenario's fix: {s.remedy}."
+    return s.lesson
 
 
 def rule_for(result: Result) -> str:

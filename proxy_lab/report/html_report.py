@@ -6,10 +6,10 @@ projector: large type, high contrast, and every outcome shown as colour *and* sy
 it reads for colour-blind viewers and in black and white.
 
 Content: the scenario x service matrix (each cell links to its details), the legend, setup failures
-and skipped runs apart from outcomes, then per scenario its lesson and remedy and per cell the worst
+and skipped runs apart from outcomes, then per scenario its lesson (with its own fix) and per cell the worst
 endpoint's CONNECT exchange (`pre.transcript`), for TLS the chain the device was shown beside the
 one it expected (`.tls-evidence` > `.chain-shown` | `.chain-expected`: subject, issuer, SHA-256,
-validity), timing and bytes, the guide's rule and the remedy. Everything that came from a run is
+validity), timing and bytes, the guide's rule and the remedy for the observed cause. Everything from a run is
 escaped: evidence comes from the network.
 """
 
@@ -29,6 +29,7 @@ from proxy_lab.report.cells import (
     anchor,
     cell,
     cells,
+    lesson_for,
     printable,
     remedy_for,
     rule_for,
@@ -40,7 +41,7 @@ from proxy_lab.report.cells import (
 )
 
 if TYPE_CHECKING:
-    from proxy_lab.runner import ScenarioRun
+    from proxy_lab.runs import ScenarioRun
 
 # Content-Security-Policy: nothing may be fetched; only this page's own inline style and script run.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
@@ -401,10 +402,8 @@ def run_block(run: ScenarioRun, services: Sequence[str], ids: _Ids) -> str:
     meta = [f"Guide section: {esc(s.guide_section)}"] if s.guide_section else []
     meta += [f"target: {esc(target_label(run.target))}", f"{run.elapsed_s:.2f} s"]
     parts.append(f'<p class="meta">{" · ".join(meta)}</p>')
-    if s.lesson:
-        parts.append(f'<p class="lesson"><strong>Lesson:</strong> {esc(s.lesson)}</p>')
-    if s.remedy:
-        parts.append(f'<p class="scenario-remedy"><strong>Remedy for this scenario:</strong> {esc(s.remedy)}</p>')
+    if lesson := lesson_for(run):
+        parts.append(f'<p class="lesson"><strong>Lesson:</strong> {esc(lesson)}</p>')
     if run.setup_error:
         parts.append(f'<p class="setup-error o-setup">{sym(SETUP_SYMBOL)} <strong>Setup failure (not an outcome):</strong> {esc(run.setup_error)}</p>')
     elif run.skipped:

@@ -29,7 +29,7 @@ from proxy_lab.report.cells import (
 )
 
 if TYPE_CHECKING:
-    from proxy_lab.runner import ScenarioRun
+    from proxy_lab.runs import ScenarioRun
 
 SCHEMA_VERSION = "1.0"
 
@@ -68,7 +68,7 @@ def result_dict(run: ScenarioRun, r: Result) -> dict[str, Any]:
         "elapsed_s": round(r.elapsed_s, 6),
         "evidence": evidence_dict(r.evidence),
         "guide_rule": rule_for(r) if r.outcome != Outcome.PASS else "",
-        "remedy": remedy_for(run, r) if r.outcome != Outcome.PASS else "",
+        "remedy": remedy_for(run, r),  # for the cause diagnosed from this result's evidence
     }
 
 

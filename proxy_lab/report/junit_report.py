@@ -2,7 +2,8 @@
 
 For CI: a service that broke its expectation is a `<failure>` whose message states expected against
 observed with the evidence, and whose text gives the worst endpoint's wire transcript, the guide's
-rule and the remedy. A skipped run is `<skipped>`; a run that could not be set up is `<error>`
+rule and the remedy for the cause diagnosed from what was observed (the scenario's own remedy is
+part of its lesson). A skipped run is `<skipped>`; a run that could not be set up is `<error>`
 (a setup failure, not an outcome). Follow-up and journal checks are a testcase of their own.
 
 The file validates against Jenkins' junit-10.xsd (shipped as `proxy_lab/data/junit.xsd`) and against
@@ -24,6 +25,7 @@ from proxy_lab.outcomes import Result
 from proxy_lab.report.cells import (
     Cell,
     cells,
+    lesson_for,
     remedy_for,
     rule_for,
     run_label,
@@ -34,7 +36,7 @@ from proxy_lab.report.cells import (
 )
 
 if TYPE_CHECKING:
-    from proxy_lab.runner import ScenarioRun
+    from proxy_lab.runs import ScenarioRun
 
 # XML 1.0 §2.2 Char: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].
 # Bytes from the network may hold anything else; such a character is shown as \xNN instead.
@@ -75,8 +77,8 @@ def failure_text(run: ScenarioRun, c: Cell) -> str:
         if others:
             lines.append("other endpoints of this service:")
             lines += [f"  {o.endpoint}: {o.outcome.value} ({o.evidence.one_line()})" for o in others]
-    if run.scenario.lesson:
-        lines.append(f"lesson: {run.scenario.lesson}")
+    if lesson := lesson_for(run):
+        lines.append(f"lesson: {lesson}")
     return "\n".join(lines)
 
 
@@ -142,10 +144,8 @@ def _suite(root: ET.Element, index: int, run: ScenarioRun, services: Sequence[st
         else:
             verdicts.append("passed")
     out = [f"{run_label(run)}: {s.title}", f"status: {run.status}"]
-    if s.lesson:
-        out.append(f"lesson: {s.lesson}")
-    if s.remedy:
-        out.append(f"remedy: {s.remedy}")
+    if lesson := lesson_for(run):
+        out.append(f"lesson: {lesson}")
     for c in run_cells:
         if c.worst is not None and c.finding and not c.unexpected:
             out.append(f"as expected, {c.service}: {c.observed_text()} ({c.worst.evidence.one_line()})")

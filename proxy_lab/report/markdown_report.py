@@ -1,7 +1,8 @@
 """The Markdown report: the scenario x service table and the findings, ready to paste into a ticket.
 
 GitHub-flavoured Markdown. Every cell shows a symbol and a word (so it reads without colour); each
-finding gives the outcome, the evidence in one line, the guide's rule and the remedy. Text that
+finding gives the outcome, the evidence in one line, the guide's rule and the remedy for the cause
+diagnosed from what was observed (the scenario's own remedy is part of its lesson). Text that
 came from the network is escaped, or put in code spans, so it cannot change the ticket's layout.
 """
 
@@ -19,6 +20,7 @@ from proxy_lab.report.cells import (
     Cell,
     cell,
     findings,
+    lesson_for,
     printable,
     remedy_for,
     rule_for,
@@ -29,7 +31,7 @@ from proxy_lab.report.cells import (
 )
 
 if TYPE_CHECKING:
-    from proxy_lab.runner import ScenarioRun
+    from proxy_lab.runs import ScenarioRun
 
 # Characters that start inline markup anywhere in a line; '_' only where it can open or close
 # emphasis (not inside words such as online_help), '&' only where it would start an entity.
@@ -139,8 +141,8 @@ def render(runs: Sequence[ScenarioRun], generated_at: datetime | None = None) ->
         blocks += ["", f"#### {md_text(run_label(run))}: {md_text(run.scenario.title)}", ""]
         if run.scenario.guide_section:
             blocks.append(f"Guide section: {md_text(run.scenario.guide_section)}.  ")
-        if run.scenario.lesson:
-            blocks.append(f"*Lesson:* {md_text(run.scenario.lesson)}")
+        if lesson := lesson_for(run):
+            blocks.append(f"*Lesson:* {md_text(lesson)}")
         blocks.append("")
         for c in found:
             blocks += _finding(run, c)

@@ -1,6 +1,7 @@
 """The terminal report: the scenario x service matrix, a legend, setup failures, and one finding per failing cell.
 
-Each finding gives the outcome, the evidence in one line, the guide's rule it breaks and the remedy,
+Each finding gives the outcome, the evidence in one line, the guide's rule it breaks and the remedy
+for the cause diagnosed from what was observed (the scenario's own remedy is part of its lesson),
 so the terminal alone tells a presenter or an engineer why a cell is red. Setup failures (a target
 that did not start, a certificate that could not be written) and skipped runs are listed apart from
 outcomes, as mnot's cache-tests keeps its setup failures apart from test failures.
@@ -22,6 +23,7 @@ from proxy_lab.report.cells import (
     SHORT,
     Cell,
     cell,
+    lesson_for,
     printable,
     remedy_for,
     rule_for,
@@ -34,7 +36,7 @@ from proxy_lab.report.cells import (
 from proxy_lab.report.cells import findings as cell_findings
 
 if TYPE_CHECKING:
-    from proxy_lab.runner import ScenarioRun
+    from proxy_lab.runs import ScenarioRun
 
 __all__ = ["STYLE", "findings", "legend", "matrix_table", "print_runs", "setup_section", "worst_result"]
 
@@ -174,8 +176,8 @@ def findings(runs: Sequence[ScenarioRun], catalog: Catalog | None = None) -> lis
         if not found and not problems:
             continue
         lines.append(Text(printable(f"{run_label(run)} — {run.scenario.title}"), style="bold"))
-        if run.scenario.lesson:
-            lines.append(Text(printable(f"  lesson: {run.scenario.lesson}"), style="italic"))
+        if lesson := lesson_for(run):
+            lines.append(Text(printable(f"  lesson: {lesson}"), style="italic"))
         for c in found:
             lines.extend(_finding_lines(run, c))
         for p in problems:

@@ -1,27 +1,36 @@
-"""The `lab` target: the lab proxy, configured from the scenario's users and faults."""
+"""The `lab` target: the lab proxy, configured from a scenario's (or any) users and faults.
+
+`LabTarget.serve(spec, lab)` starts a lab proxy for a `ProxySpec` (users, realm, faults) on the
+lab's resolver, which is how a scenario runs on the lab (`proxy_for`, a preset emulated by the
+preset's faults) and how `proxy-lab check --lab` builds its proxy. It is the one place that builds a
+lab proxy inside a lab, so it is the one place that lends the lab to the faults (`Fault.attach`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from proxy_lab.errors import ConfigError
+from proxy_lab.errors import ConfigError, SetupError
 from proxy_lab.lab import Lab
 from proxy_lab.proxy import LabProxy, ProxyConfig, make_fault
-from proxy_lab.scenarios import Scenario
-from proxy_lab.targets import ProxyEndpoint, SetupError, register
+from proxy_lab.scenarios import ProxySpec, Scenario
+from proxy_lab.targets.base import ProxyEndpoint
+from proxy_lab.targets.presets import lab_scenario_for_preset
 
 
-def proxy_config(scenario: Scenario, lab: Lab, *, with_faults: bool = True) -> ProxyConfig:
-    spec = scenario.proxy
+def proxy_config(spec: ProxySpec, lab: Lab, *, where: str | None = "proxy", with_faults: bool = True) -> ProxyConfig:
+    """The lab proxy's configuration for `spec`, its faults attached to `lab`; a ConfigError for a
+    bad fault starts with `where` (the scenario file and table) when one is given."""
     faults = []
     if with_faults:
-        for f in spec.faults:
-            where = f"{scenario.path or scenario.id}: proxy.faults.{f.name}"
+        for i, f in enumerate(spec.faults):
             try:
                 fault = make_fault(f.name, f.settings)
             except ConfigError as exc:
-                raise ConfigError(f"{where}: {exc}") from exc
+                if where is None:
+                    raise
+                raise ConfigError(f"{where}.faults[{i}]: {exc}") from exc
             fault.attach(lab)
             faults.append(fault)
     return ProxyConfig(
@@ -36,15 +45,17 @@ def proxy_config(scenario: Scenario, lab: Lab, *, with_faults: bool = True) -> P
 
 class LabTarget:
     name = "lab"
+    needs_namespace = False
+
+    def skip_reason(self, scenario: Scenario) -> str | None:
+        return None  # the lab proxy expresses every fault; a preset by its lab equivalent
 
     @asynccontextmanager
-    async def proxy_for(self, scenario: Scenario, lab: Lab, *, with_faults: bool = True) -> AsyncIterator[ProxyEndpoint]:
-        if scenario.proxy.preset:
-            from proxy_lab.targets.presets import lab_scenario_for_preset
-
-            scenario = lab_scenario_for_preset(scenario)  # the preset's product rules, emulated
-        config = proxy_config(scenario, lab, with_faults=with_faults)
-        proxy = LabProxy(config, lab.resolver)
+    async def serve(
+        self, spec: ProxySpec, lab: Lab, *, where: str | None = "proxy", with_faults: bool = True
+    ) -> AsyncIterator[ProxyEndpoint]:
+        """A lab proxy for `spec` on `lab`'s resolver, stopped on exit; SetupError when it cannot listen."""
+        proxy = LabProxy(proxy_config(spec, lab, where=where, with_faults=with_faults), lab.resolver)
         try:
             await proxy.start()
         except OSError as exc:
@@ -55,7 +66,8 @@ class LabTarget:
         finally:
             await proxy.stop()
 
-
-@register("lab")
-def _lab() -> LabTarget:
-    return LabTarget()
+    @asynccontextmanager
+    async def proxy_for(self, scenario: Scenario, lab: Lab, *, with_faults: bool = True) -> AsyncIterator[ProxyEndpoint]:
+        scenario = lab_scenario_for_preset(scenario)  # a preset's product rules, emulated by its faults
+        async with self.serve(scenario.proxy, lab, where=f"{scenario.path or scenario.id}: proxy", with_faults=with_faults) as ep:
+            yield ep

@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from proxy_lab.targets import TargetSkipped
+from proxy_lab.errors import TargetSkipped
 from proxy_lab.targets.htpasswd import sha1_line
 from proxy_lab.targets.product import LabFacts, Launch, Policy, find_binary, fnmatch_to_regex
 

@@ -18,8 +18,9 @@ product, it is skipped: a tinyproxy is not a stock Squid.
 | mitmproxy-passthrough | mitmproxy | `ignore_hosts` everything | none |
 | proxypy-basic-auth | proxypy | `--basic-auth meter:...` | users |
 
-squid-ssl-bump models the partial bypass of corporate-proxy-faults.md section 4: IT exempts `*.pb.com`
-from inspection but not the other hosts the meter needs. The compliant port list adds 5228 to the guide's proxy ports (80, 443, 5938): the guide's device
+squid-ssl-bump models a partial bypass (an assumption of this project: a common way IT exempts a
+vendor): `*.pb.com` is spliced by SNI (`ssl_bump splice`, as the Squid wiki's "Pass Teamviewer via
+SSL Bump-aware Squid" does for one vendor), the other hosts the meter needs are inspected. The compliant port list adds 5228 to the guide's proxy ports (80, 443, 5938): the guide's device
 management list names mobile-gtalk.l.google.com on port 5228, so a proxy allowing only the three
 refuses that recommended service.
 """
@@ -29,9 +30,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from proxy_lab.errors import ConfigError
+from proxy_lab.errors import ConfigError, TargetSkipped
 from proxy_lab.scenarios import FaultSpec, ProxySpec, Scenario
-from proxy_lab.targets import TargetSkipped
 
 PRESET_PASSWORD = "Postage-2020!"
 COMPLIANT_PORTS = [80, 443, 5228, 5938]

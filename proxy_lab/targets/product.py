@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from proxy_lab.errors import TargetSkipped
 from proxy_lab.scenarios import FaultSpec, ProxySpec
-from proxy_lab.targets import TargetSkipped
 
 # Squid's shipped SSL_ports (Debian /etc/squid/squid.conf: `acl SSL_ports port 443`); the lab's
 # `allow_ports` preset "ssl_ports_only" models the same rule.

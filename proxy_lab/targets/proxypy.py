@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from proxy_lab.targets import TargetSkipped
+from proxy_lab.errors import TargetSkipped
 from proxy_lab.targets.product import LabFacts, Launch, Policy, find_binary
 
 NAME = "proxypy"

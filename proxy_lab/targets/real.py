@@ -1,13 +1,11 @@
-"""The real products as targets: `squid`, `tinyproxy`, `mitmproxy` and `proxypy`, registered here.
+"""The real products as targets: `squid`, `tinyproxy`, `mitmproxy` and `proxypy` (`PRODUCTS`).
 
-A `RealTarget` runs in two places:
-- in the runner's process, `run_in_namespace` (called by `runner.run_scenarios`) sorts out first
-  what the product cannot run (a preset of another product, a setting it cannot express, a product
-  not installed: skipped, with the reason, and no namespace is needed for those), then runs the rest
-  in a network namespace of their own (`proxy_lab.netns`);
-- inside that namespace (`proxy_lab.netns_child`), `proxy_for` writes the product's configuration
-  (`proxy_lab.targets.<product>`), starts the product in its own process group, waits until its port
-  accepts, and stops it (SIGTERM to the group, then SIGKILL) when the scenario is done.
+A `RealTarget` needs a network namespace (`needs_namespace`): the runner first asks it, in its own
+process, what it cannot run (`skip_reason`: a preset of another product, a setting it cannot
+express, a product not installed; skipped with the reason, no namespace needed), then runs the rest
+in a namespace of their own (`proxy_lab.netns`). There, `proxy_for` writes the product's
+configuration (`proxy_lab.targets.<product>`), starts the product in its own process group, waits
+until its port accepts, and stops it (SIGTERM to the group, then SIGKILL) when the scenario is done.
 """
 
 from __future__ import annotations
@@ -30,22 +28,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from proxy_lab.targets import (
-    ProxyEndpoint,
-    SetupError,
-    TargetSkipped,
-    mitmproxy_target,
-    proxypy,
-    register,
-    squid,
-    tinyproxy,
-)
+from proxy_lab.errors import SetupError, TargetSkipped
+from proxy_lab.netns import CLOUD_ADDRESS, ENV_CLOUD, ENV_NAME, PROXY_HOST
+from proxy_lab.targets import mitmproxy_target, proxypy, squid, tinyproxy
+from proxy_lab.targets.base import ProxyEndpoint
 from proxy_lab.targets.presets import check_product, effective_spec
 from proxy_lab.targets.product import LabFacts, Launch, policy_from_spec
 
 if TYPE_CHECKING:
     from proxy_lab.lab import Lab
-    from proxy_lab.runner import Progress, ScenarioRun
     from proxy_lab.scenarios import Scenario
 
 _POLL_S = 0.1
@@ -113,8 +104,6 @@ def installed(name: str) -> bool:
 
 
 def _facts(port: int, lab: Lab | None, workdir: Path) -> LabFacts:
-    from proxy_lab.netns import CLOUD_ADDRESS, ENV_CLOUD, PROXY_HOST
-
     if lab is not None:
         dns = lab.cloud.dns_address[0]
         pb_root, confdir = lab.pki.pb_root.cert, lab.pki.corp_ca_combined()
@@ -197,6 +186,8 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
 class RealTarget:
     """One real product as a target; see the module docstring for where each half runs."""
 
+    needs_namespace = True
+
     def __init__(self, product: Product) -> None:
         self.product = product
         self.name = product.name
@@ -220,41 +211,8 @@ class RealTarget:
             return f"scenario {scenario.id!r} runs without a proxy (device.mode = direct): nothing of {self.name} is exercised"
         return None
 
-    async def run_in_namespace(
-        self,
-        scenarios: Sequence[Scenario],
-        *,
-        certs_dir: Path | None = None,
-        on_progress: Progress | None = None,
-        on_event: Callable[[str], None] | None = None,
-    ) -> list[ScenarioRun]:
-        """Skip what cannot run, run the rest in a namespace of their own; runs in scenario order."""
-        from proxy_lab.netns import run_in_namespace
-        from proxy_lab.runner import ScenarioRun
-
-        runs: dict[int, ScenarioRun] = {}
-        todo: list[int] = []
-        for i, scenario in enumerate(scenarios):
-            reason = self.skip_reason(scenario)
-            if reason is None:
-                todo.append(i)
-                continue
-            if on_progress:
-                on_progress("start", scenario, None)
-            runs[i] = ScenarioRun(scenario, self.name, skipped=reason)
-            if on_progress:
-                on_progress("done", scenario, runs[i])
-        if todo:
-            done = await run_in_namespace(
-                [scenarios[i] for i in todo], self.name, certs_dir=certs_dir, on_progress=on_progress, on_event=on_event
-            )
-            runs.update(zip(todo, done, strict=True))
-        return [runs[i] for i in range(len(scenarios))]
-
     @asynccontextmanager
     async def proxy_for(self, scenario: Scenario, lab: Lab) -> AsyncIterator[ProxyEndpoint]:
-        from proxy_lab.netns import ENV_NAME
-
         if scenario.device.mode == "direct":
             raise TargetSkipped(f"scenario {scenario.id!r} runs without a proxy: nothing of {self.name} is exercised")
         if not os.environ.get(ENV_NAME):
@@ -304,14 +262,3 @@ class RealTarget:
             f"{self.name} did not accept connections on 127.0.0.1:{launch.port} within "
             f"{launch.ready_timeout_s:g} s: {_tail(workdir, logs)}"
         )
-
-
-def _factory(name: str) -> Callable[[], RealTarget]:
-    def make() -> RealTarget:
-        return RealTarget(PRODUCTS[name])
-
-    return make
-
-
-for _name in PRODUCTS:
-    register(_name)(_factory(_name))

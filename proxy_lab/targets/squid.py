@@ -29,7 +29,7 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
-from proxy_lab.targets import TargetSkipped
+from proxy_lab.errors import TargetSkipped
 from proxy_lab.targets.htpasswd import apr1_line
 from proxy_lab.targets.product import LabFacts, Launch, Policy, find_binary, fnmatch_to_regex
 

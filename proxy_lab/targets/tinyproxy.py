@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from proxy_lab.targets import TargetSkipped
+from proxy_lab.errors import TargetSkipped
 from proxy_lab.targets.product import LabFacts, Launch, Policy, find_binary, fnmatch_to_regex
 
 NAME = "tinyproxy"

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 from proxy_lab.errors import ConfigError
-from proxy_lab.lab import Lab
-from proxy_lab.scenarios import Scenario
-from proxy_lab.targets import ProxyEndpoint
+from proxy_lab.targets.base import ProxyEndpoint
+
+if TYPE_CHECKING:
+    from proxy_lab.lab import Lab
+    from proxy_lab.scenarios import Scenario
 
 
 def parse_proxy_url(url: str) -> tuple[str, int, str | None, str | None]:
@@ -28,8 +31,6 @@ def parse_proxy_url(url: str) -> tuple[str, int, str | None, str | None]:
         raise ConfigError(f"proxy URL {url!r}: expected http://[user:pass@]host:port")
     if not parts.hostname or port is None:
         raise ConfigError(f"proxy URL {url!r}: expected http://[user:pass@]host:port with a host and a port")
-    from urllib.parse import unquote
-
     user = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
     return parts.hostname, port, user, password
@@ -37,9 +38,13 @@ def parse_proxy_url(url: str) -> tuple[str, int, str | None, str | None]:
 
 class UrlTarget:
     name = "url"
+    needs_namespace = False  # the proxy is the site's own: it resolves names as it does in the field
 
     def __init__(self, url: str) -> None:
         self.host, self.port, _, _ = parse_proxy_url(url)
+
+    def skip_reason(self, scenario: Scenario) -> str | None:
+        return None
 
     @asynccontextmanager
     async def proxy_for(self, scenario: Scenario, lab: Lab) -> AsyncIterator[ProxyEndpoint]:

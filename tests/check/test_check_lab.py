@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from proxy_lab.check import CAUSES, VERDICT_FAILS, VERDICT_REDUCED, VERDICT_WORKS, run_check, specific_remedy
+from proxy_lab.advice import CAUSES
+from proxy_lab.check import VERDICT_FAILS, VERDICT_REDUCED, VERDICT_WORKS, run_check, specific_remedy
 from proxy_lab.cli import main
 from proxy_lab.proxy import FAULTS
 

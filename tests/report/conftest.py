@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from proxy_lab.outcomes import CertSummary, Evidence, Outcome, Result, service_outcomes
-from proxy_lab.runner import ScenarioRun
+from proxy_lab.runs import ScenarioRun
 from proxy_lab.scenarios import CloudSpec, DeviceSpec, Expectation, ProxySpec, Scenario
 
 PB_ROOT = "CN=proxy-lab PB Root (lab only),OU=proxy-lab PB Root (lab only),O=proxy-lab"

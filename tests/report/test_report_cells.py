@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from proxy_lab.advice import remedy
 from proxy_lab.errors import ConfigError
-from proxy_lab.outcomes import Outcome
+from proxy_lab.outcomes import Evidence, Outcome, Result
 from proxy_lab.report import FORMATS, render
 from proxy_lab.report.cells import (
     anchor,
     cell,
     cells,
     findings,
+    lesson_for,
     printable,
     remedy_for,
     run_problems,
@@ -63,13 +65,49 @@ def test_columns_follow_the_catalog_order_and_keep_unknown_services_last(all_run
     assert services_of([*all_runs, odd]) == ["distributor", "funds", "remote_access", "made_up"]
 
 
-def test_the_scenario_remedy_wins_for_a_failure_and_the_advice_applies_otherwise(tls_run, squid_run):
+def bad_gateway(service: str, host: str) -> Result:
+    """A 502 from the proxy: it could not resolve or reach the host (no TLS was ever inspected)."""
+    ev = Evidence(
+        transcript=[f"> CONNECT {host}:443 HTTP/1.1", f"> Host: {host}:443", "< HTTP/1.1 502 Bad Gateway"],
+        connect_status=502,
+        connect_reason="Bad Gateway",
+    )
+    return Result("", service, f"https://{host}/", Outcome.UNREACHABLE, f"proxy answered CONNECT {host}:443 with 502", ev, 0.01)
+
+
+SSL_REMEDY = "exempt the pb.com hosts from SSL inspection (splice by SNI)"
+
+
+def test_the_remedy_follows_the_observed_cause_not_the_scenarios_remedy(tls_run, squid_run):
     r = next(r for r in tls_run.results if r.outcome == Outcome.TLS_INTERCEPTED)
-    assert remedy_for(tls_run, r) == tls_run.scenario.remedy
+    assert tls_run.scenario.remedy == SSL_REMEDY
+    assert remedy_for(tls_run, r) == remedy(r) and "exempt this host from SSL inspection" in remedy_for(tls_run, r)
     refused = next(r for r in squid_run.results if r.outcome == Outcome.REFUSED)
-    assert "SSL_ports" in remedy_for(squid_run, refused)  # no scenario remedy: the advice's, per port
+    assert "SSL_ports" in remedy_for(squid_run, refused)  # the advice's, per port
     passed = next(r for r in tls_run.results if r.outcome == Outcome.PASS)
     assert remedy_for(tls_run, passed) == ""
+
+
+def test_a_tls_inspect_scenario_whose_proxy_answered_502_is_not_advised_to_exempt_from_inspection(make):
+    run = make.run(
+        "tls-inspect", [bad_gateway("funds", "decometlb20.pb.com")], {"funds": Outcome.TLS_INTERCEPTED}, remedy=SSL_REMEDY
+    )
+    [r] = run.results
+    fix = remedy_for(run, r)
+    assert "SSL inspection" not in fix and fix == remedy(r) and "resolve and reach this host" in fix
+    assert SSL_REMEDY in lesson_for(run)  # the scenario's own remedy, shown as part of its lesson
+    for fmt in FORMATS:
+        text = render([run], fmt)
+        assert "resolve and reach this host" in text, fmt
+        # the scenario's remedy appears only inside its lesson, never as the finding's remedy
+        assert f"remedy: {SSL_REMEDY}" not in text and f"Remedy:</strong> {SSL_REMEDY}" not in text, fmt
+
+
+def test_a_run_whose_observation_matches_the_scenario_still_gets_the_advices_remedy(make):
+    # negative control for the test above: the same scenario, intercepted as it meant to be
+    run = make.run("tls-inspect", [make.intercepted("funds", "decometlb20.pb.com")], {"funds": Outcome.TLS_INTERCEPTED},
+                   remedy=SSL_REMEDY)  # fmt: skip
+    assert "exempt this host from SSL inspection" in remedy_for(run, run.results[0])
 
 
 def test_a_journal_left_with_records_after_the_followup_is_a_run_problem(baseline_run, make):

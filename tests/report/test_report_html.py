@@ -188,10 +188,14 @@ def test_a_failing_cell_shows_the_connect_exchange_timing_bytes_rule_and_remedy(
     assert "allow CONNECT to port 80" in detail.select("p", cls="fix")[0].text()
 
 
-def test_the_scenario_lesson_and_remedy_head_its_details(page):
+def test_the_scenario_lesson_with_its_own_remedy_heads_its_details(page):
     tls = page.one("article", id="run-1-tls-inspection-lab")
-    assert "re-signed certificate ends the handshake" in tls.one("p", cls="lesson").text()
-    assert "exempt the pb.com hosts from SSL inspection" in tls.one("p", cls="scenario-remedy").text()
+    lesson = tls.one("p", cls="lesson").text()
+    assert "re-signed certificate ends the handshake" in lesson
+    assert "The scenario's fix: exempt the pb.com hosts from SSL inspection" in lesson
+    assert tls.select("p", cls="scenario-remedy") == []  # the remedies under the cells are the observed causes'
+    fixes = [n.text() for n in tls.select("p", cls="fix")]
+    assert fixes and all("exempt this host from SSL inspection" in f for f in fixes)
 
 
 def test_passing_cells_are_folded_and_failures_are_open(page):

@@ -37,12 +37,14 @@ def test_a_failing_run_names_the_evidence_and_the_remedy_of_each_failure(squid_r
     assert "0 of 1 scenarios met their expectation" in text
 
 
-def test_a_tls_finding_names_the_issuer_shown_the_alert_and_the_scenario_remedy(tls_run):
+def test_a_tls_finding_names_the_issuer_shown_the_alert_and_the_observed_causes_remedy(tls_run):
     findings = findings_section(captured([tls_run]))
     assert "lesson: The meter trusts only the PB root" in findings
+    assert "The scenario's fix: exempt the pb.com hosts from SSL inspection (splice by SNI)" in findings
     assert "issuer shown: CN=proxy-lab Corp Inspection CA - LAB ONLY - never install" in findings
     assert "alert: unknown_ca" in findings
-    assert "remedy: exempt the pb.com hosts from SSL inspection (splice by SNI)" in findings
+    assert "remedy: TLS re-signed by 'CN=proxy-lab Corp Inspection CA" in findings
+    assert "remedy: exempt the pb.com hosts" not in findings
 
 
 def test_a_passing_run_prints_the_matrix_and_no_findings(baseline_run):

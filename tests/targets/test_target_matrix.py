@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from proxy_lab import matrix
-from proxy_lab.targets import SetupError
+from proxy_lab.errors import SetupError
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
@@ -75,7 +75,7 @@ def test_the_matrix_table_has_a_target_column_and_marks_skipped_runs() -> None:
     from rich.console import Console
 
     from proxy_lab.outcomes import Outcome
-    from proxy_lab.runner import ScenarioRun
+    from proxy_lab.runs import ScenarioRun
 
     baseline = matrix.load_matrix_scenarios(SCENARIOS, ["baseline"])[0]
     met = ScenarioRun(baseline, "lab", observed={"funds": Outcome.PASS}, expected={"funds": (Outcome.PASS,)})

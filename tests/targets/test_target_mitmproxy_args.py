@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from proxy_lab.errors import TargetSkipped
 from proxy_lab.scenarios import FaultSpec, ProxySpec
-from proxy_lab.targets import TargetSkipped, mitmproxy_target
+from proxy_lab.targets import mitmproxy_target
 from proxy_lab.targets.htpasswd import sha1_line
 from proxy_lab.targets.product import LabFacts, policy_from_spec
 

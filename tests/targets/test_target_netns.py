@@ -10,7 +10,7 @@ import pytest
 
 from proxy_lab import netns
 from proxy_lab.catalog import load_catalog
-from proxy_lab.targets import SetupError
+from proxy_lab.errors import SetupError
 
 
 def test_the_hosts_file_sends_every_named_host_of_the_guide_to_the_cloud() -> None:

@@ -10,8 +10,8 @@ import subprocess
 import pytest
 
 from proxy_lab.catalog import load_catalog
+from proxy_lab.errors import TargetSkipped
 from proxy_lab.scenarios import FaultSpec, ProxySpec
-from proxy_lab.targets import TargetSkipped
 from proxy_lab.targets.product import fnmatch_to_regex, policy_from_spec
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from proxy_lab.errors import TargetSkipped
 from proxy_lab.scenarios import FaultSpec, ProxySpec
-from proxy_lab.targets import TargetSkipped, proxypy
+from proxy_lab.targets import proxypy
 from proxy_lab.targets.product import LabFacts, policy_from_spec
 
 

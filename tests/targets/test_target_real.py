@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from proxy_lab.errors import SetupError
 from proxy_lab.scenarios import load_scenario
-from proxy_lab.targets import SetupError, get_target
 from proxy_lab.targets.real import PRODUCTS, RealTarget, product_version
+from proxy_lab.targets.registry import get_target
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
@@ -78,7 +79,21 @@ def test_a_real_target_outside_a_namespace_refuses_to_start(monkeypatch: pytest.
         asyncio.run(attempt())
 
 
-def test_product_versions_are_reported() -> None:
-    for name in PRODUCTS:
-        version = product_version(name)
-        assert version and "\n" not in version
+# How each product says its own version, read here apart from product_version's code.
+VERSION_ARGV = {"squid": ["-v"], "tinyproxy": ["-v"], "mitmproxy": ["--version"], "proxypy": ["--version"]}
+
+
+@pytest.mark.parametrize("name", list(PRODUCTS))
+def test_a_products_version_is_the_one_its_program_reports(name: str) -> None:
+    import re
+    import subprocess
+
+    exe = PRODUCTS[name].module.binary()
+    if exe is None:
+        assert product_version(name) == "not installed"
+        pytest.skip(f"{name} is not installed: only 'not installed' can be checked")
+    version = product_version(name)
+    number = re.match(r"\d+(\.\d+)+", version)
+    assert number is not None, f"{name}: {version!r} does not start with a version number"
+    done = subprocess.run([exe, *VERSION_ARGV[name]], capture_output=True, text=True, timeout=60, check=False)
+    assert number.group() in done.stdout + done.stderr, f"{name}: {version!r} not in its own --version output"

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from proxy_lab.errors import TargetSkipped
 from proxy_lab.scenarios import FaultSpec, ProxySpec
-from proxy_lab.targets import TargetSkipped, squid
+from proxy_lab.targets import squid
 from proxy_lab.targets.product import LabFacts, policy_from_spec
 
 

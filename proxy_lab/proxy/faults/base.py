@@ -10,24 +10,14 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import socket
-import types
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    ClassVar,
-    Literal,
-    Protocol,
-    Union,
-    get_args,
-    get_origin,
-    get_type_hints,
-)
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from proxy_lab.errors import ConfigError
 from proxy_lab.proxy.events import ConnectRequest, Refusal
 from proxy_lab.resolver import Address
+from proxy_lab.typed import Invalid, UnknownKeys, build, fields_of, type_name
 
 if TYPE_CHECKING:
     from proxy_lab.pki import PKI
@@ -268,43 +258,10 @@ class Fault:
 
 
 # -- settings: validation and description ---------------------------------------------------------
-def _type_name(tp: Any) -> str:
-    origin = get_origin(tp)
-    if origin is Literal:
-        return "|".join(repr(a) for a in get_args(tp))
-    if origin is list:
-        return f"list[{_type_name(get_args(tp)[0])}]"
-    if origin in (Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in get_args(tp))
-    if tp is type(None):
-        return "none"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _matches(value: Any, tp: Any) -> bool:
-    origin = get_origin(tp)
-    if tp is Any:
-        return True
-    if origin is Literal:
-        return any(value == a and type(value) is type(a) for a in get_args(tp))
-    if origin is list:
-        return isinstance(value, list) and all(_matches(v, get_args(tp)[0]) for v in value)
-    if origin in (Union, types.UnionType):
-        return any(_matches(value, a) for a in get_args(tp))
-    if tp is type(None):
-        return value is None
-    if tp is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(tp, type):
-        return isinstance(value, tp)
-    return True
-
-
+# The settings are the fault's dataclass fields; `proxy_lab.typed` (the package's one validator)
+# checks and converts them, and names the type as code writes it (`int`, `list[str]`, `'a'|'b'`).
 def _settings(cls: type[Fault]) -> list[tuple[dataclasses.Field[Any], Any]]:
-    hints = get_type_hints(cls)
-    return [(f, hints[f.name]) for f in dataclasses.fields(cls) if f.init]
+    return fields_of(cls)
 
 
 def _default(f: dataclasses.Field[Any]) -> Any:
@@ -324,19 +281,13 @@ def make_fault(name: str, settings: dict[str, Any] | None = None) -> Fault:
     cls = FAULTS.get(name)
     if cls is None:
         raise ConfigError(f"unknown fault {name!r}: expected one of {', '.join(sorted(FAULTS))}")
-    settings = dict(settings or {})
-    declared = {f.name: (f, tp) for f, tp in _settings(cls)}
-    for key, value in settings.items():
-        if key not in declared:
-            raise ConfigError(f"fault {name}: unknown setting {key!r}; expected one of {', '.join(declared)}")
-        tp = declared[key][1]
-        if not _matches(value, tp):
-            raise ConfigError(f"fault {name}: setting {key} = {value!r}: expected {_type_name(tp)}")
-        if tp is float and isinstance(value, int):
-            settings[key] = float(value)
     try:
-        return cls(**settings)
-    except (ValueError, TypeError) as exc:
+        return build(cls, dict(settings or {}), describe=type_name)
+    except UnknownKeys as exc:
+        raise ConfigError(f"fault {name}: unknown setting {exc.keys[0]!r}; expected one of {', '.join(exc.allowed)}") from exc
+    except Invalid as exc:
+        raise ConfigError(f"fault {name}: setting {exc.path} = {exc.got!r}: expected {exc.expected}") from exc
+    except (ValueError, TypeError) as exc:  # the fault's own __post_init__ checks
         raise ConfigError(f"fault {name}: {exc}") from exc
 
 
@@ -352,7 +303,7 @@ def describe_faults() -> list[tuple[str, str, list[tuple[str, str, Any, str]]]]:
             helptext = f.metadata.get("help", "")
             if unit := f.metadata.get("unit", ""):
                 helptext = f"{helptext} [{unit}]"
-            rows.append((f.name, _type_name(tp), _default(f), helptext))
+            rows.append((f.name, type_name(tp), _default(f), helptext))
         out.append((name, doc, rows))
     return out
 
