@@ -16,14 +16,14 @@ import signal
 import sys
 from collections.abc import Callable
 
-from proxy_lab import check, lint, matrix, run_command
+from proxy_lab import check, export, lint, matrix, run_command
 from proxy_lab.cliargs import EXIT_NOT_MET, EXIT_OK, EXIT_USAGE, FORMATS, certs_dir, parse_fault
 from proxy_lab.errors import ConfigError
 
 __all__ = ["COMMAND_MODULES", "EXIT_NOT_MET", "EXIT_OK", "EXIT_USAGE", "FORMATS", "build_parser", "main", "parse_fault"]
 
 # Every command that is a module of its own: each has add_parser(sub), which sets its handler.
-COMMAND_MODULES = (run_command, check, lint, matrix)
+COMMAND_MODULES = (run_command, check, lint, matrix, export)
 
 
 def parse_listen(value: str) -> tuple[str, int]:

@@ -95,7 +95,7 @@ async def run_scenario(
         lab.cloud.reset()
     for r in run.results:
         r.scenario = scenario.id
-    run.observed = service_outcomes(run.results)
+    run.observed = service_outcomes(run.results, lab.catalog)
     run.elapsed_s = time.monotonic() - started
     return run
 
