@@ -69,7 +69,7 @@ from proxy_lab.productconf.model import (
 from proxy_lab.productconf.parse import parse_config
 from proxy_lab.productconf.problems import Fix, Problem, Unfixed
 from proxy_lab.productconf.run import ProductStartError, argv, started
-from proxy_lab.productconf.validate import Validation, find_product, validate
+from proxy_lab.productconf.validation import Validation, find_product, validate
 
 __all__ = [
     "Change",
