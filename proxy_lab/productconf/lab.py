@@ -18,6 +18,7 @@ from proxy_lab.productconf.diff import diff_changes
 from proxy_lab.productconf.edits import Edits
 from proxy_lab.productconf.facts import LabFacts
 from proxy_lab.productconf.model import Change, Product, ProductConfig, apply_changes
+from proxy_lab.productconf.ports import ListenPort
 from proxy_lab.productconf.squid_lab import squid_lab
 from proxy_lab.productconf.squid_parse import expand_include
 from proxy_lab.productconf.tinyproxy_lab import tinyproxy_lab
@@ -32,7 +33,7 @@ class LabConfig:
     `path`: the rewritten main file (in the lab's temporary directory); `files`: every file to write
     there, `path` first (copies of changed included files too); `changes`: what changed and why, in
     the user's files' line numbers; `diff`: those changes as unified diffs (`--- yours/`, `+++ lab/`);
-    `listen`: where the meter sends CONNECT; `port_note`: which of the file's ports that is, in a
+    `listen`: where the meter sends CONNECT; `port`: the file's port it stands for; `port_note`: which of the file's ports that is, in a
     sentence; `copies`: which user file each lab file stands for; `run_as`: the account the product switches to (the temporary directory must be its);
     `prepare`: commands to run as that account before the start (`squid` as the first word stands
     for the product's program, `{config}` for `path`); `cwd`: where to start it (the user file's
@@ -46,6 +47,7 @@ class LabConfig:
     changes: tuple[Change, ...]
     diff: str
     listen: tuple[str, int]
+    port: ListenPort
     port_note: str
     run_as: str | None
     prepare: tuple[tuple[str, ...], ...]
@@ -103,6 +105,6 @@ def for_lab(model: ProductConfig, facts: LabFacts) -> LabConfig:
             files[copies[f.path]] = apply_changes(f, changes)
     return LabConfig(
         product=model.product, source=model.path, path=path, files=files, changes=changes,
-        diff=diff_changes(model, changes), listen=(facts.proxy_host, facts.bind_port or port.port), port_note=note,
+        diff=diff_changes(model, changes), listen=(facts.proxy_host, facts.bind_port or port.port), port=port, port_note=note,
         run_as=run_as, prepare=prepare, cwd=model.path.parent, copies={model.path: path, **copies},
     )  # fmt: skip

@@ -91,7 +91,8 @@ def _user_paths(lab: LabConfig, model: ProductConfig, message: str) -> str:
     """A product message about the lab's files, said about the user's (same line numbers)."""
     for user_path, lab_path in lab.copies.items():
         message = message.replace(str(lab_path), str(user_path))
-    return message
+    d = lab.port.directive
+    return message.replace(f"{lab.listen[0]}:{lab.listen[1]}", f"{d.args[0]} ({d.path.name} line {d.line})")
 
 
 def _quote_line(model: ProductConfig, message: str) -> str:

@@ -115,3 +115,13 @@ def test_the_internal_subnet_rule_is_the_guides_sentence_verbatim() -> None:
     if text is None:
         pytest.skip("the guide is not beside this checkout")
     assert INTERNAL_SUBNETS_RULE in " ".join(text.split())
+
+
+def test_a_port_squid_refuses_is_named_by_the_users_port_and_line(tmp_path: Path, facts: LabFacts, pb_root: Path) -> None:
+    exe = require("squid")
+    if not validate_module.supports_ssl_bump(exe):
+        pytest.skip("needs a squid built with OpenSSL (squid-openssl)")
+    f = tmp_path / "squid.conf"
+    f.write_text(f"http_port 3128 ssl-bump tls-cert={pb_root}\nhttp_access allow all\n")  # a certificate without its key
+    with pytest.raises(ProductConfigError, match=r"No valid signing certificate configured for HTTP_port 3128 \(squid.conf line 1\)"):
+        validate(parse_config(f, "squid"), facts)
