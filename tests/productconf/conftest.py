@@ -5,12 +5,11 @@ from __future__ import annotations
 import shutil
 import socket
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from productconf_helpers import METER, free_port
+from productconf_helpers import METER, free_port, serving
 
 from proxy_lab.productconf import LabFacts
 
@@ -53,31 +52,10 @@ def loopback_facts(facts: LabFacts) -> LabFacts:
 @pytest.fixture
 def echo_server() -> Iterator[int]:
     """A TCP echo server on 127.0.0.1 (the CONNECT target): its port."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    srv.settimeout(0.2)
-    stop = threading.Event()
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(10)
-                try:
-                    while data := conn.recv(4096):
-                        conn.sendall(data)
-                except OSError:
-                    pass
+    def echo(conn: socket.socket) -> None:
+        while data := conn.recv(4096):
+            conn.sendall(data)
 
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    yield int(srv.getsockname()[1])
-    stop.set()
-    t.join(5)
-    srv.close()
-
-
+    with serving(echo) as port:
+        yield port

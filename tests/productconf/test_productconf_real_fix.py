@@ -6,16 +6,21 @@ target a loopback echo server by its IP literal: no name is ever resolved.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import ssl
 import tomllib
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from productconf_helpers import METER, STOCK_SQUID, STOCK_TINYPROXY, connect_via, free_port, require
+import trustme
+from cryptography import x509
+from productconf_helpers import METER, STOCK_SQUID, STOCK_TINYPROXY, connect_via, free_port, require, serving
 
 from proxy_lab.catalog import parse_catalog
 from proxy_lab.productconf import LabFacts, Problem, for_lab, parse_config, propose_fix, started
+from proxy_lab.productconf.validation import supports_ssl_bump
 
 pytestmark = pytest.mark.slow
 
@@ -90,14 +95,7 @@ def test_tinyproxy_allow_list_filter_refuses_then_the_new_filter_file_lets_the_e
 def test_squid_bumping_tls_splices_the_meter_after_the_fix(labdir: Path, facts: LabFacts) -> None:
     """Before: the meter is shown a certificate of the user's inspection CA; after: the server's own,
     signed by the lab PB root (which the rewrite made Squid trust upstream)."""
-    import socket
-    import threading
-
-    import trustme
-
     exe = require("squid")
-    from proxy_lab.productconf.validation import supports_ssl_bump
-
     if not supports_ssl_bump(exe):
         pytest.skip("needs a squid built with OpenSSL (squid-openssl)")
     pb, corp = trustme.CA(organization_name="PB root"), trustme.CA(organization_name="Corp inspection")
@@ -105,27 +103,11 @@ def test_squid_bumping_tls_splices_the_meter_after_the_fix(labdir: Path, facts: 
     (labdir / "corp-ca.pem").write_bytes(corp.private_key_pem.bytes() + corp.cert_pem.bytes())
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     pb.issue_cert("127.0.0.1").configure_cert(server_ctx)
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-    srv.settimeout(0.2)
-    stop = threading.Event()
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                continue
-            try:
-                with server_ctx.wrap_socket(conn, server_side=True) as tls:
-                    tls.settimeout(10)
-                    tls.sendall(tls.recv(16))
-            except (OSError, ssl.SSLError):
-                pass
+    def tls_echo(conn: socket.socket) -> None:
+        with contextlib.suppress(ssl.SSLError), server_ctx.wrap_socket(conn, server_side=True) as tls:
+            tls.sendall(tls.recv(16))
 
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
     path = labdir / "squid.conf"
     path.write_text(
         f"http_port 3128 ssl-bump tls-cert={labdir}/corp-ca.pem generate-host-certificates=on\n"
@@ -137,22 +119,16 @@ def test_squid_bumping_tls_splices_the_meter_after_the_fix(labdir: Path, facts: 
     def issuer(conf: Path) -> str:
         lab = for_lab(parse_config(conf, "squid"), replace(tfacts, workdir=labdir / f"lab-{free_port()}", bind_port=free_port()))
         with started(lab, exe):
-            status, tunnel = connect_via(lab.listen, f"127.0.0.1:{srv.getsockname()[1]}")
+            status, tunnel = connect_via(lab.listen, f"127.0.0.1:{tls_port}")
             assert tunnel is not None, status
             ctx = ssl.create_default_context()
             ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
             with ctx.wrap_socket(tunnel, server_hostname="127.0.0.1") as tls:
                 der = tls.getpeercert(binary_form=True)  # (a bumped tunnel carries HTTP only: no echo here)
-        from cryptography import x509
-
         assert der is not None
         return x509.load_der_x509_certificate(der).issuer.rfc4514_string()
 
-    try:
+    with serving(tls_echo) as tls_port:
         assert "Corp inspection" in issuer(path)
         fixed = write_fix(labdir, "squid", path, [Problem("tls_inspect", ("https://decometlb20.pb.com/",))])
         assert "PB root" in issuer(fixed)
-    finally:
-        stop.set()
-        t.join(5)
-        srv.close()
