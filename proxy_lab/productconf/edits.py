@@ -34,12 +34,17 @@ class Edits:
     def args(self, d: Directive, replacements: Mapping[int, str], why: str, append: Sequence[str] = ()) -> None:
         """Replace arguments `index -> value` (1 is the first argument) and append others, in place."""
         lines = self._lines(d)
-        if len(lines) == 1:
-            self.replace(d, replace_tokens(lines[0], replacements, append), why)
+        words = [d.name, *d.args]
+        if len(lines) == 1 and max(replacements, default=0) < len(words):
+            quotes = ("\"'" if d.quoted_values else "") if self.model.product == "squid" else '"'  # as the parser read it
+            self.replace(d, replace_tokens(lines[0], replacements, append, quotes), why)
             return
-        words = [d.name, *d.args]  # a directive continued over several lines is written on one
-        for i, value in replacements.items():
-            words[i] = value
+        # continued over several lines, or missing the argument: written again on one line
+        for i, value in sorted(replacements.items()):
+            if i < len(words):
+                words[i] = value
+            else:
+                words.append(value)
         indent = lines[0][: len(lines[0]) - len(lines[0].lstrip())]
         self.replace(d, indent + " ".join([*words, *append]), why)
 

@@ -261,10 +261,10 @@ def token_spans(line: str, quotes: str = '"') -> list[tuple[int, int]]:
         out.append((start, i))
 
 
-def replace_tokens(line: str, replacements: Mapping[int, str], append: Sequence[str] = ()) -> str:
+def replace_tokens(line: str, replacements: Mapping[int, str], append: Sequence[str] = (), quotes: str = '"') -> str:
     """`line` with its tokens `index -> new text` replaced (0 is the directive's name) and `append`
     added after its last token; blanks and a trailing comment stay as written."""
-    spans = token_spans(line)
+    spans = token_spans(line, quotes)
     out = line
     if append:
         end = spans[-1][1] if spans else len(out)
