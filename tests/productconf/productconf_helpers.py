@@ -1,0 +1,95 @@
+"""Helpers of the product-config tests: Debian's stock files, real products and CONNECT on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from proxy_lab.productconf import find_product
+
+DATA = Path(__file__).parent / "data"
+STOCK_SQUID = DATA / "debian-squid.conf"
+STOCK_TINYPROXY = DATA / "debian-tinyproxy.conf"
+INSTALLED = {"squid": Path("/etc/squid/squid.conf"), "tinyproxy": Path("/etc/tinyproxy/tinyproxy.conf")}
+METER = "127.20.30.40"  # the meter's source address on loopback (not 127.0.0.1, which stock files allow)
+
+
+def guide_text() -> str | None:
+    """The connectivity guide, when a checkout has it beside it (shared/seed)."""
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "shared" / "seed" / "sendpro-connectivity-guide.txt"
+        if candidate.exists():
+            return candidate.read_text("utf-8")
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def require(product: str) -> str:
+    """The product's program, or skip: real products run as root (they switch to their own account)."""
+    exe = find_product(product)  # type: ignore[arg-type]
+    if exe is None:
+        pytest.skip(f"{product} is not installed")
+    if os.geteuid() != 0:
+        pytest.skip(f"{product} is started as root (it switches to its own account), as in the lab")
+    return exe
+
+
+def connect_via(proxy: tuple[str, int], target: str, src: str = METER, timeout_s: float = 20.0) -> tuple[str, socket.socket | None]:
+    """CONNECT `target` through `proxy` from `src`: the status line, and the tunnel when it is 2xx."""
+    s = socket.socket()
+    s.settimeout(timeout_s)
+    s.bind((src, 0))
+    s.connect(proxy)
+    s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    status = head.split(b"\r\n", 1)[0].decode("latin-1")
+    if " 200 " in f"{status} ":
+        return status, s
+    s.close()
+    return status, None
+
+
+@contextlib.contextmanager
+def serving(handle: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A TCP server on 127.0.0.1 calling `handle` for each connection (one at a time): its port."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    srv.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(10)
+                with contextlib.suppress(OSError):
+                    handle(conn)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        yield int(srv.getsockname()[1])
+    finally:
+        stop.set()
+        t.join(5)
+        srv.close()
