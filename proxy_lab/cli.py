@@ -140,9 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extra_commands() -> list[Callable[[Any], None]]:
-    """Commands contributed by optional modules (check, lint, matrix)."""
+    """Commands contributed by optional modules (check, lint, matrix, serve)."""
     found = []
-    for module in ("proxy_lab.check", "proxy_lab.lint", "proxy_lab.matrix"):
+    for module in ("proxy_lab.check", "proxy_lab.lint", "proxy_lab.matrix", "proxy_lab.serve.command"):
         try:
             mod = __import__(module, fromlist=["add_parser"])
         except ImportError:
