@@ -12,6 +12,7 @@ origin, 404 unknown fault, preset or id, 422 settings refused by the fault's own
 from __future__ import annotations
 
 import hmac
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from proxy_lab.outcomes import Outcome
 from proxy_lab.proxy.faults import describe_faults
+from proxy_lab.report.html_report import FAMILY, SPRITE, sym
 from proxy_lab.resolver import is_ip
 from proxy_lab.serve.switchboard import FaultRejected, UnknownFault
 
@@ -178,7 +181,12 @@ def create_app(served: ServedLab, *, token: str | None = None) -> FastAPI:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def dashboard() -> HTMLResponse:
         page = DASHBOARD.read_text(encoding="utf-8")
-        page = page.replace("__TOKEN_REQUIRED__", "true" if token else "false")
+        page = (
+            page.replace("__TOKEN_REQUIRED__", "true" if token else "false")
+            .replace("__SPRITE__", SPRITE)
+            .replace("__FAMILY__", json.dumps({o.value: f for o, f in FAMILY.items()}))
+            .replace("__ICONS__", json.dumps({o.symbol: sym(o.symbol) for o in Outcome}))
+        )
         return HTMLResponse(page, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store",
                                            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})  # fmt: skip
 
