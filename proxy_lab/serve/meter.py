@@ -110,6 +110,7 @@ class Meter:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._nudged = asyncio.Event()
 
     def start(self) -> None:
         self._task = create_task(self._loop(), name="served meter")
@@ -122,13 +123,22 @@ class Meter:
                 await self._task
         self.device.close()
 
+    def nudge(self) -> None:
+        """Start the next run as soon as the one in progress (if any) ends: the faults changed."""
+        self._nudged.set()
+
     async def _loop(self) -> None:
         trigger: Trigger = "start"
         while not self._stop.is_set():
+            self._nudged.clear()
             await self.probe(trigger)
             trigger = "interval"
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.interval_s)
+            stop, nudged = create_task(self._stop.wait(), name="meter stop"), create_task(self._nudged.wait(), name="meter nudge")
+            try:
+                await asyncio.wait({stop, nudged}, timeout=self.interval_s, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop.cancel()
+                nudged.cancel()
 
     async def probe(self, trigger: Trigger = "api") -> ProbeFinished:
         """Run the meter now (after a run in progress ends), record and publish what it saw."""

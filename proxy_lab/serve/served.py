@@ -230,6 +230,8 @@ class ServedLab:
             action=action, faults=tuple(e.to_dict() for e in entries), in_force=tuple(self.faults()),
             cut=cut_before, preset=preset,
         ))  # fmt: skip
+        if self.meter is not None:
+            self.meter.nudge()
 
     async def add_fault(self, name: str, settings: dict[str, Any], *, cut: bool = False) -> FaultEntry:
         board = self._board()
