@@ -117,6 +117,7 @@ class ServedLab:
         self.ui_address: tuple[str, int] | None = None
         self._closed = asyncio.Event()
         self.presets: dict[str, Preset] = {}
+        self.preset = ""  # the preset whose faults are in force, unchanged since ("" when none)
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -226,6 +227,7 @@ class ServedLab:
         return [e.to_dict() for e in self._board().entries]
 
     def _changed(self, action: FaultAction, entries: list[FaultEntry], cut_before: int, preset: str = "") -> None:
+        self.preset = preset
         self.events.publish(FaultChanged(
             action=action, faults=tuple(e.to_dict() for e in entries), in_force=tuple(self.faults()),
             cut=cut_before, preset=preset,
@@ -274,6 +276,7 @@ class ServedLab:
             "proxy": {"url": proxy.url, "host": host, "port": port, "auth": bool(self.config.users),
                       "open_tunnels": self._board().open_tunnels},
             "faults": self.faults(),
+            "preset": self.preset,
             "probe": {"runs": meter.runs, "running": meter.running, "last_run_at": meter.last_run_at,
                       "interval_s": meter.interval_s},
             "services": meter.status(),

@@ -7,6 +7,10 @@ the order they were added, in scope as the server would check them (`Fault.appli
 sees a change at once; a tunnel already open keeps the stages it was built with, unless the change
 asks to cut the open ones (`cut=True`: every tracked tunnel is reset).
 
+Because it overrides every hook (`handle_client` too, for socks_only), every connection of the served
+proxy takes the general path, never the plain fast path (proxy_lab/proxy/fastpath.py): the served
+lab is for demos and test suites, not for throughput.
+
 Faults are built and validated by `make_fault`, so a setting is refused with the faults' own
 message; `FaultRejected` carries the setting it names. A fault with an engine (tls_inspect) is
 attached to the lab and started when it comes into force, and stopped once the tunnels that were

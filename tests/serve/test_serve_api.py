@@ -198,3 +198,15 @@ def test_the_pytest_fixtures_give_a_served_lab_whose_faults_are_cleared_after_ea
         outcomes = {s["name"]: s["outcome"] for s in proxy_lab_faults.probe()["services"]}
         assert outcomes["online_help"] == "refused"
     proxy_lab_faults.add_fault("latency", {"delay_ms": 1})  # left in force: the fixture clears it
+
+
+def test_with_proxy_users_the_meter_authenticates_and_a_client_without_credentials_gets_407(tmp_path: Path):
+    import socket
+
+    config = ServeConfig(interval_s=5.0, users={"meter": "S3cret"}, certs_dir=tmp_path / "certs")
+    with ServedLabThread(config) as served:
+        assert {s["outcome"] for s in served.client.probe()["services"]} == {"pass"}
+        host, port = served.served.proxy.address
+        with socket.create_connection((host, port), timeout=30) as s:  # negative control: no credentials
+            s.sendall(b"CONNECT decometlb20.pb.com:443 HTTP/1.1\r\nHost: decometlb20.pb.com:443\r\n\r\n")
+            assert s.recv(64).startswith(b"HTTP/1.1 407")

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -73,8 +74,17 @@ def test_serve_follows_tls_inspection_and_stops_on_sigterm_with_exit_0_and_nothi
         lab.remove_fault(entry["id"])
         lab.wait_for("funds", "pass", timeout_s=30)
         assert not can_bind(listen) and not can_bind(ui)  # negative control: both are held while serving
+        # A browser following the event stream must not hold the stop up.
+        events: list[dict] = []
+        follower = threading.Thread(target=lambda: events.extend(lab.events(timeout_s=60)), daemon=True)
+        follower.start()
+        deadline = time.monotonic() + 30
+        while not events and time.monotonic() < deadline:
+            time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, stderr.read_text()
+        follower.join(30)
+        assert events and not follower.is_alive()  # the stream carried events, then ended with the lab
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

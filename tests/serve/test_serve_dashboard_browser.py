@@ -81,6 +81,8 @@ def test_a_preset_button_replaces_the_faults_in_force(page, lab):
     page.find_element("id", "preset-stock_squid").click()
     wait_for_tile(page, "online_help", "refused", timeout_s=30)
     assert [f["name"] for f in lab.client.faults()] == ["allow_ports"]
+    active = "return [...document.querySelectorAll('#presets button.active')].map(b => b.id).join()"
+    assert wait_until(page, active, timeout_s=10) == "preset-stock_squid"
     page.find_element("id", "preset-compliant").click()
     wait_for_tile(page, "online_help", "pass", timeout_s=30)
     assert lab.client.faults() == []
