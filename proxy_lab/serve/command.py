@@ -49,6 +49,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--ui-token", default=None, metavar="TOKEN",
                    help=f"bearer token for every API call; required for a non-loopback --ui (or ${TOKEN_ENV})")  # fmt: skip
     p.add_argument("--allow-open", action="store_true", help="allow a non-loopback --listen without --user")
+    p.add_argument("--proxy", default=None, metavar="URL",
+                   help="the meter probes through this existing proxy (http://[USER:PASSWORD@]HOST:PORT) instead of the lab's")  # fmt: skip
+    p.add_argument("--cloud-address", default=None, metavar="IP",
+                   help="serve the cloud on the guide's real ports (443, 80, 5938, 5228) and its DNS (53) on this "
+                        "address, for --proxy to reach (root for ports below 1024)")  # fmt: skip
     p.set_defaults(handler=cmd_serve)
 
 
@@ -66,6 +71,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ui_token=args.ui_token or os.environ.get(TOKEN_ENV) or None,
         allow_open=args.allow_open,
         certs_dir=Path(certs),
+        proxy_url=args.proxy,
+        cloud_address=args.cloud_address,
     )
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", stream=sys.stderr)
     # The meter refusing the inspection CA is the point of the demo, not a warning (the dashboard shows it).
@@ -86,7 +93,7 @@ async def _serve(config: Any) -> int:
         print(f"proxy {served.proxy_url} dashboard {served.ui_url}", flush=True)
         print(
             f"proxy-lab serve: the meter ({config.model}) probes every {config.interval_s:g} s through "
-            f"{served.proxy_url}; dashboard and API on {served.ui_url}; Ctrl-C or SIGTERM stops",
+            f"{served.status()['meter']['proxy']}; lab proxy {served.proxy_url}; dashboard and API on {served.ui_url}; Ctrl-C or SIGTERM stops",
             file=sys.stderr,
             flush=True,
         )

@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import uvicorn
 
 from proxy_lab.catalog import MODELS
+from proxy_lab.cloud import Cloud
 from proxy_lab.device import DeviceSettings, ProxySettings
 from proxy_lab.errors import ConfigError
 from proxy_lab.lab import Lab
@@ -58,8 +60,18 @@ class ServeConfig:
     ui_token: str | None = None
     allow_open: bool = False
     certs_dir: Path | None = None
+    # The meter probes through this existing proxy instead of the lab's (a hardware appliance in a
+    # lab network); the cloud then serves the guide's real ports and its DNS on `cloud_address`.
+    proxy_url: str | None = None
+    cloud_address: str | None = None
 
     def __post_init__(self) -> None:
+        if self.proxy_url is not None:
+            meter_proxy(self.proxy_url)  # raises ConfigError naming --proxy
+            if self.cloud_address is None:
+                raise ConfigError("--proxy needs --cloud-address: the address where that proxy can reach the cloud and its DNS")
+        if self.cloud_address is not None and not is_ip(self.cloud_address):
+            raise ConfigError(f"--cloud-address {self.cloud_address!r}: expected an IP address of this machine")
         if self.model not in MODELS:
             raise ConfigError(f"--model {self.model!r}: expected one of {', '.join(MODELS)}")
         if not 0.2 <= self.interval_s <= 3600:
@@ -76,6 +88,26 @@ class ServeConfig:
                 build_fault(name, settings)
             except (UnknownFault, ValueError) as exc:
                 raise ConfigError(f"--fault {name}: {exc}") from exc
+
+
+def meter_proxy(url: str) -> ProxySettings:
+    """The meter's proxy settings from `http://[user:password@]host:port` (--proxy)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"--proxy {url!r}: {exc}") from exc
+    if parts.scheme != "http" or not parts.hostname or port is None or parts.path not in ("", "/"):
+        raise ConfigError(f"--proxy {url!r}: expected http://[USER:PASSWORD@]HOST:PORT (the meter speaks HTTP CONNECT)")
+    user = unquote(parts.username) if parts.username is not None else None
+    password = unquote(parts.password or "") if user is not None else None
+    return ProxySettings(parts.hostname, port, user, password)
+
+
+def cloud_ports(cloud: Cloud, address: str) -> dict[str, tuple[str, int]]:
+    """Every listener of the cloud on `address` at the port the guide names (443, 80, raw TCP ports, 53)."""
+    real = {"https": 443, "http": 80, "dns": 53}
+    return {kind: (address, real[kind] if kind in real else int(kind.split(":")[1])) for kind in cloud.kinds}
 
 
 def _bind(host: str, port: int, what: str) -> socket.socket:
@@ -136,7 +168,15 @@ class ServedLab:
         c = self.config
         self._tmp = tempfile.TemporaryDirectory(prefix="proxy-lab-serve-")
         self.lab = Lab.create(c.certs_dir)
-        await self.lab.__aenter__()
+        if c.cloud_address is not None:
+            pki, catalog = self.lab.pki, self.lab.catalog
+            bind = cloud_ports(Cloud(pki, catalog), c.cloud_address)
+            self.lab = Lab(pki, catalog, Cloud(pki, catalog, host=c.cloud_address, bind=bind))
+        try:
+            await self.lab.__aenter__()
+        except OSError as exc:
+            self.lab = None
+            raise ConfigError(f"--cloud-address {c.cloud_address}: {exc.strerror or exc}") from exc
         self.presets = presets(self.lab.catalog)
         self.switchboard = Switchboard(self.lab)
         await self.switchboard.replace(c.faults)
@@ -149,7 +189,8 @@ class ServedLab:
             raise ConfigError(f"--listen {c.listen[0]}:{c.listen[1]}: cannot listen there ({exc.strerror or exc})") from exc
         host, port = self.proxy.address
         user, password = next(iter(c.users.items()), (None, None))
-        settings = DeviceSettings(model=c.model, proxy=ProxySettings(host, port, user, password))
+        through = meter_proxy(c.proxy_url) if c.proxy_url else ProxySettings(host, port, user, password)
+        settings = DeviceSettings(model=c.model, proxy=through)
         self.meter = Meter(
             settings, self.lab.pki, self.lab.resolver, self.lab.catalog, self.events,
             journal_path=Path(self._tmp.name) / "meter.journal.sqlite3", interval_s=c.interval_s,
@@ -277,6 +318,8 @@ class ServedLab:
                       "open_tunnels": self._board().open_tunnels},
             "faults": self.faults(),
             "preset": self.preset,
+            "meter": {"proxy": f"http://{meter.settings.proxy.address}" if meter.settings.proxy else "",
+                      "external": self.config.proxy_url is not None, "cloud_address": self.config.cloud_address},
             "probe": {"runs": meter.runs, "running": meter.running, "last_run_at": meter.last_run_at,
                       "interval_s": meter.interval_s},
             "services": meter.status(),
