@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,7 @@ def evidence_of(r: Result) -> dict[str, Any]:
         "tls_error": ev.tls_error,
         "tls_alert": ev.tls_alert,
         "http_status": ev.http_status,
-        "kbps": ev.kbps,
+        "kbps": round(ev.kbps, 1) if ev.kbps is not None and math.isfinite(ev.kbps) else None,
         "transcript": list(ev.transcript[-40:]),
     }  # fmt: skip
 

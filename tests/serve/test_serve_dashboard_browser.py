@@ -29,6 +29,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
 def page(lab):
     with chromium(1600, 1100) as driver:
         driver.get(lab.ui_url)
+        try:
+            wait_until(driver, "return document.documentElement.dataset.ready === 'true'", timeout_s=60)
+        except TimeoutError as exc:
+            raise AssertionError(f"the page did not load: {text_of(driver, '#error')}") from exc
         yield driver
 
 
@@ -40,7 +44,8 @@ def test_the_page_shows_a_tile_per_service_a_toggle_per_fault_and_the_presets(pa
     wait_for_tile(page, "funds", "pass", timeout_s=30)
     tiles = page.execute_script("return [...document.querySelectorAll('#tiles .tile')].map(t => t.id)")
     assert tiles == [f"tile-{s['name']}" for s in lab.client.status()["services"]]
-    assert page.execute_script("return document.querySelectorAll('#faults input.toggle').length") == 17
+    faults = lab.client.request("GET", "/api/catalog/faults")
+    assert page.execute_script("return document.querySelectorAll('#faults input.toggle').length") == len(faults) >= 17
     presets = page.execute_script("return [...document.querySelectorAll('#presets button')].map(b => b.innerText)")
     assert "SSL inspection" in presets and "SSL inspection with the guide's hosts bypassed" in presets
     assert "required" in text_of(page, "#tile-funds") and "recommended" in text_of(page, "#tile-remote_access")
