@@ -10,7 +10,7 @@ DEVSTAMP := $(VENV)/.installed-dev
 PYTHON ?= $(shell for c in python3.13 python3.12 $$(ls -d $$HOME/.pyenv/versions/3.1[3-9]*/bin/python3 $$HOME/.pyenv/versions/3.12*/bin/python3 2>/dev/null | sort -rV) python3; do \
 	if command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null; then command -v $$c; break; fi; done)
 
-.PHONY: demo test lint typecheck bench fuzz soak matrix matrix-doc report-screenshot certs clean
+.PHONY: demo test lint typecheck bench fuzz soak matrix matrix-doc report-screenshot dashboard-screenshot certs clean
 
 $(PY):
 	@if [ -z "$(PYTHON)" ]; then echo "error: no Python >= 3.12 found (tried python3.13, python3.12, ~/.pyenv/versions/3.12+, python3)" >&2; exit 2; fi
@@ -57,6 +57,9 @@ matrix-doc: $(DEVSTAMP)
 
 report-screenshot: $(DEVSTAMP)
 	$(PY) -m proxy_lab.report.screenshot --output report.png
+
+dashboard-screenshot: $(DEVSTAMP)
+	$(PY) -m proxy_lab.serve.browser --output docs/dashboard.png
 
 clean:
 	rm -rf $(VENV) out report.html report.png

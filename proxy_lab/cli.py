@@ -19,11 +19,12 @@ from collections.abc import Callable
 from proxy_lab import check, export, lint, matrix, run_command
 from proxy_lab.cliargs import EXIT_NOT_MET, EXIT_OK, EXIT_USAGE, FORMATS, certs_dir, parse_fault
 from proxy_lab.errors import ConfigError
+from proxy_lab.serve import command as serve_command
 
 __all__ = ["COMMAND_MODULES", "EXIT_NOT_MET", "EXIT_OK", "EXIT_USAGE", "FORMATS", "build_parser", "main", "parse_fault"]
 
 # Every command that is a module of its own: each has add_parser(sub), which sets its handler.
-COMMAND_MODULES = (run_command, check, lint, matrix, export)
+COMMAND_MODULES = (run_command, check, lint, matrix, export, serve_command)
 
 
 def parse_listen(value: str) -> tuple[str, int]:

@@ -13,6 +13,12 @@ the target's reason. `check=False` returns the run whatever it shows, for a test
 Settings (override the fixtures, or use the ini options):
 - `proxy_lab_certs_dir` (ini `proxy_lab_certs`): where the lab's certificates live;
 - `proxy_lab_target` (ini `proxy_lab_target`): the default target (`lab`, a product name or a URL).
+
+A served lab (`proxy-lab serve`) for a suite that flips faults around its own code:
+
+    def test_our_client_survives_ssl_inspection(proxy_lab_served, proxy_lab_faults):
+        with proxy_lab_faults.fault("tls_inspect"):
+            ...  # point your client at proxy_lab_served.proxy_url
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from proxy_lab.client import LabClient
     from proxy_lab.lab import Lab
     from proxy_lab.runs import ScenarioRun
+    from proxy_lab.serve.thread import ServedLabThread
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -114,3 +122,25 @@ def proxy_lab_run(proxy_lab_session: LabThread, proxy_lab_target: str) -> Callab
         return result
 
     return run
+
+
+# -- a served lab (`proxy-lab serve`) for suites that flip faults around their own code ------------------
+@pytest.fixture(scope="session")
+def proxy_lab_served(proxy_lab_certs_dir: Path) -> Iterator[ServedLabThread]:
+    """A served lab for the session (cloud, lab proxy, a meter probing every second, the fault API),
+    on loopback with ephemeral ports: `.proxy_url` for your client, `.client` (LabClient) for faults."""
+    from proxy_lab.serve.served import ServeConfig
+    from proxy_lab.serve.thread import ServedLabThread
+
+    with ServedLabThread(ServeConfig(interval_s=1.0, certs_dir=proxy_lab_certs_dir)) as served:
+        yield served
+
+
+@pytest.fixture
+def proxy_lab_faults(proxy_lab_served: ServedLabThread) -> Iterator[LabClient]:
+    """The served lab's LabClient; every fault is taken out of force (open tunnels cut) after the test."""
+    yield proxy_lab_served.client
+    proxy_lab_served.client.clear_faults(cut=True)
+    if proxy_lab_served.errors:
+        errors, proxy_lab_served.errors[:] = list(proxy_lab_served.errors), []
+        raise errors[0]

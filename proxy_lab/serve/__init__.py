@@ -1,0 +1,15 @@
+"""The served lab (`proxy-lab serve`): cloud, lab proxy and meter with a runtime fault API and a dashboard.
+
+    async with ServedLab(ServeConfig(interval_s=1)) as served:
+        print(served.proxy_url, served.ui_url)
+
+Modules: `switchboard` (the one Fault the proxy is built with, delegating to the faults in force),
+`stack` (its per-tunnel stage), `meter` (the Device on an interval), `events` (SSE fan-out),
+`presets`, `app` (FastAPI), `served` (all of it together), `command` (the CLI).
+"""
+
+from __future__ import annotations
+
+from proxy_lab.serve.served import ServeConfig, ServedLab
+
+__all__ = ["ServeConfig", "ServedLab"]
