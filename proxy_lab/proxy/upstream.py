@@ -46,8 +46,10 @@ class ConnectFailure:
 
     @classmethod
     def of(cls, address: Address, exc: OSError) -> ConnectFailure:
+        """The system's message for the errno, as the plain path words it too (asyncio's own
+        `strerror`, "Connect call failed (...)", says less and differs between event loops)."""
         code = exc.errno or 0
-        return cls(address, code, exc.strerror or (os.strerror(code) if code > 0 else str(exc)))
+        return cls(address, code, os.strerror(code) if code > 0 else (exc.strerror or str(exc)))
 
     @classmethod
     def timeout(cls, address: Address, timeout_s: float) -> ConnectFailure:
