@@ -265,3 +265,72 @@ def test_a_tunnel_whose_target_cannot_be_reached_fails_at_the_relay_not_by_dns(p
 def test_open_tunnel_before_start_is_an_error(pki: PKI) -> None:
     with pytest.raises(InspectionError):
         run(InspectionStage(pki).open_tunnel("dlsdlp1.pb.com", 443, reopen=opener(MapResolver())))
+
+
+# -- the stage's CONNECT client ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [b"HTTP/1.1 200 Connection established\r\n\r\nBANNER"],  # head and tunnel bytes in one segment
+        [b"HTTP/1.1 200 Conn", b"ection established\r\n\r\n", b"BANNER"],  # the head in pieces
+    ],
+)
+def test_the_connect_answer_is_read_whole_and_the_tunnel_bytes_after_it_stay_in_the_socket(
+    pieces: list[bytes],
+) -> None:
+    from proxy_lab.proxy.inspection.stage import read_answer
+
+    async def scenario() -> tuple[tuple[int, str], bytes]:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            for piece in pieces:
+                writer.write(piece)
+                await writer.drain()
+                await asyncio.sleep(0.05)
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        loop = asyncio.get_running_loop()
+        sock = socket.socket()
+        sock.setblocking(False)
+        await loop.sock_connect(sock, server.sockets[0].getsockname())
+        status = await asyncio.wait_for(read_answer(sock), TIMEOUT_S)
+        rest = b""
+        while chunk := await asyncio.wait_for(loop.sock_recv(sock, 100), TIMEOUT_S):
+            rest += chunk
+        sock.close()
+        server.close()
+        return status, rest
+
+    status, rest = run(scenario())
+    assert status == (200, "Connection established")
+    assert rest == b"BANNER"
+
+
+@pytest.mark.parametrize(
+    ("sent", "error"),
+    [
+        (b"HTTP/1.1 200 Conn", "closed after 17 bytes"),  # the proxy left mid-head
+        (b"HTTP/1.1 200 OK\r\nX: " + b"y" * 20000, "larger than"),  # a head that never ends
+    ],
+)
+def test_a_connect_answer_cut_short_or_too_large_is_an_error_not_a_hang(sent: bytes, error: str) -> None:
+    from proxy_lab.errors import RemoteProtocolError
+    from proxy_lab.proxy.inspection.stage import read_answer
+
+    async def scenario() -> None:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(sent)
+            await writer.drain()
+            await asyncio.sleep(0.1)
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        sock = socket.socket()
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, server.sockets[0].getsockname())
+        with pytest.raises((ConnectionError, RemoteProtocolError), match=error):
+            await asyncio.wait_for(read_answer(sock), TIMEOUT_S)
+        sock.close()
+        server.close()
+
+    run(scenario())

@@ -132,7 +132,8 @@ async def read_answer(sock: socket.socket, limit: int = MAX_ANSWER_HEAD) -> tupl
     The head is peeked at (MSG_PEEK) and then read exactly, so what follows it (the tunnel's first
     bytes: a server that speaks first may send them at once) stays for whoever uses the socket.
     While the head is incomplete the socket's low-water mark asks the kernel to wake us only once
-    more than what was peeked has arrived (SO_RCVLOWAT, honoured by epoll for TCP on Linux).
+    more than what was peeked has arrived, or the peer closed (SO_RCVLOWAT, honoured by epoll for
+    TCP on Linux): a wake-up without more bytes is the peer's close.
     """
     loop = asyncio.get_running_loop()
     seen = 0
@@ -140,7 +141,7 @@ async def read_answer(sock: socket.socket, limit: int = MAX_ANSWER_HEAD) -> tupl
         while True:
             await _readable(loop, sock)
             peeked = sock.recv(limit + 1, socket.MSG_PEEK)
-            if not peeked:
+            if len(peeked) <= seen:  # woken without more bytes: the peer closed (FIN or reset)
                 raise ConnectionResetError(f"the proxy closed after {seen} bytes of its answer")
             end = find_head_end(peeked)
             if end >= 0:
