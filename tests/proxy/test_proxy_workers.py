@@ -7,19 +7,17 @@ proxy's system resolver looks nothing up.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import os
 import signal
 import socket
-import socketserver
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from proxy_testkit import run, upstream
 
 from proxy_lab.proxy import ProxyConfig, make_fault
 from proxy_lab.proxy.workers import listening_sockets, worker_count
@@ -45,27 +43,6 @@ def test_each_worker_gets_a_socket_of_its_own_on_one_shared_port() -> None:
     finally:
         for s in socks:
             s.close()
-
-
-class _Echo(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        self.request.settimeout(TIMEOUT_S)
-        with contextlib.suppress(OSError):
-            while data := self.request.recv(65536):
-                self.request.sendall(data)
-
-
-@contextlib.contextmanager
-def echo_server() -> Iterator[int]:
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Echo)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def free_port() -> int:
@@ -109,30 +86,38 @@ def tunnel_roundtrip(port: int, echo_port: int, payload: bytes) -> bytes:
 
 @pytest.mark.timeout(60)
 def test_two_worker_processes_serve_tunnels_and_stop_on_sigterm_with_exit_code_0() -> None:
-    port = free_port()
-    with echo_server() as echo_port:
-        proc = subprocess.Popen([sys.executable, "-c", SERVE, str(port)], cwd=REPO, stderr=subprocess.PIPE)
-        try:
-            deadline = time.monotonic() + 15
-            while len(children_of(proc.pid)) < 2 or not _accepts(port):  # bounded wait for both workers
-                assert proc.poll() is None, proc.communicate(timeout=5)
-                assert time.monotonic() < deadline, "the workers did not start within 15 s"
-                time.sleep(0.05)
-            workers = children_of(proc.pid)
-            assert len(workers) == 2
-            for n in range(20):  # the kernel spreads them over both workers; each must relay both ways
-                payload = f"tunnel {n} ".encode() * 100
-                assert tunnel_roundtrip(port, echo_port, payload) == payload
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=15) == 0
-            assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]  # no worker left behind
-            assert not _accepts(port)  # negative control: nothing serves the port any more
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
-    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    async def scenario() -> str:
+        async with upstream() as echo:  # an echo server on this test's loop
+            return await asyncio.to_thread(serve_and_stop, echo.port)
+
+    stderr = run(scenario(), timeout_s=50)
     assert "Traceback" not in stderr, stderr
+
+
+def serve_and_stop(echo_port: int) -> str:
+    """Start `run_proxy` with two workers, tunnel through it, SIGTERM it; its stderr."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", SERVE, str(port)], cwd=REPO, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 15
+        while len(children_of(proc.pid)) < 2 or not _accepts(port):  # bounded wait for both workers
+            assert proc.poll() is None, "the proxy exited before serving"
+            assert time.monotonic() < deadline, "the workers did not start within 15 s"
+            time.sleep(0.05)
+        workers = children_of(proc.pid)
+        assert len(workers) == 2
+        for n in range(20):  # the kernel spreads them over both workers; each must relay both ways
+            payload = f"tunnel {n} ".encode() * 100
+            assert tunnel_roundtrip(port, echo_port, payload) == payload
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]  # no worker left behind
+        assert not _accepts(port)  # negative control: nothing serves the port any more
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    return proc.stderr.read().decode() if proc.stderr else ""
 
 
 def _accepts(port: int) -> bool:
