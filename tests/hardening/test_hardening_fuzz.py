@@ -7,6 +7,7 @@ Same strategies, same checks, same per-call deadline; derandomized so a failure 
 from __future__ import annotations
 
 import pytest
+from dnslib.label import DNSLabelError
 
 from bench.fuzz import run_target, targets
 
@@ -83,3 +84,18 @@ def test_a_password_sent_as_the_whole_proxy_authorization_value_is_never_in_the_
     assert parse_proxy_authorization("NTLM TlRMTVNTUAABAAAA") == InvalidCredentials(
         "Proxy-Authorization uses scheme 'NTLM', not Basic"
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=DNSLabelError,
+    reason="proxy_lab/cloud/dns.py: DnsZone.answer lets dnslib's DNSLabelError out of reply.pack() "
+    "for a name dnslib parsed but will not write; to be mended there (make fuzz finds it with most seeds)",
+)
+def test_a_dns_query_with_a_label_longer_than_63_bytes_is_dropped_not_an_exception() -> None:
+    from bench.fuzz import check_dns
+
+    # header: id 0, a standard query, one question; then a 6-byte label and a 64-byte one (RFC 1035
+    # §2.3.4: labels are 63 octets or less), found by `make fuzz --seed 11`
+    query = bytes(5) + b"\x01" + bytes(6) + b"\x06" + bytes(6) + b"\x40" + bytes(64) + b"\x00\x00\x01\x00\x01"
+    check_dns(query)
