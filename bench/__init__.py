@@ -1,4 +1,4 @@
-"""The proxy-lab benchmark harness (`make bench`, issue 6).
+"""The proxy-lab benchmark harness (`make bench`; the figures and targets are described in docs/performance.md).
 
 Modules: `wire` (the tiny protocol the target servers speak and the data pattern they check),
 `servers` (echo, sink and source on loopback, run in their own process), `procs` (starting,

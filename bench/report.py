@@ -1,4 +1,4 @@
-"""Figures, ratios and the issue-6 targets: the rich tables, the Markdown tables and bench/results.json.
+"""Figures, ratios and the speed targets: the rich tables, the Markdown tables and bench/results.json.
 
 A figure is the median of its repetitions; it is marked invalid (`valid: false`, shown with `!`)
 when any repetition failed its check (bulk integrity, too many failed setups, too few idle
@@ -139,7 +139,7 @@ def ratios(figures: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str,
 
 
 def evaluate_targets(figures: dict[str, dict[str, dict[str, Any]]], throttle: dict[str, Any]) -> list[dict[str, Any]]:
-    """Pass, fail or skipped for each issue-6 target, with the two figures and their ratio."""
+    """Pass, fail or skipped for each speed target, with the two figures and their ratio."""
     results = []
     lab = figures.get("lab", {})
     for target in TARGETS:
@@ -282,7 +282,7 @@ def print_report(results: dict[str, Any]) -> None:
     else:
         console.print(f"[yellow]make demo wall time skipped:[/] {demo.get('skipped', '')}", highlight=False)
     header, rows = target_rows(results)
-    table("issue 6 targets", header[:-1], [r[:-1] for r in rows], status_col=4)
+    table("speed targets", header[:-1], [r[:-1] for r in rows], status_col=4)
     for row in rows:
         if row[-1]:
             console.print(f"  {row[0]}: {row[-1]}", highlight=False)
@@ -336,7 +336,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         parts += ["", f"`make demo` wall time: {demo['seconds']:.1f} s (exit code {demo['exit_code']})."]
     else:
         parts += ["", f"`make demo` wall time: skipped ({demo.get('skipped', '')})."]
-    parts += ["", "Issue 6 targets:", "", markdown_table(*target_rows(results))]
+    parts += ["", "Speed targets:", "", markdown_table(*target_rows(results))]
     return "\n".join(parts) + "\n"
 
 

@@ -85,7 +85,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--markdown", type=Path, metavar="PATH", help="also write the tables in Markdown here")
     p.add_argument("--update-docs", action="store_true",
                    help=f"replace the results section of {DOCS.relative_to(REPO)} with this run's tables")  # fmt: skip
-    p.add_argument("--strict", action="store_true", help="exit 1 unless every issue-6 target passes")
+    p.add_argument("--strict", action="store_true", help="exit 1 unless every speed target passes")
     p.add_argument("--report-only", action="store_true",
                    help="measure nothing: print (and --markdown / --update-docs) the results already in --output")  # fmt: skip
     args = p.parse_args(argv)

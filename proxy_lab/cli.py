@@ -106,6 +106,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         workers=args.workers,
         defer_accept=not args.no_defer_accept,
         cpu_affinity=not args.no_cpu_affinity,
+        plain_path=True,  # a proxy for real clients: plain tunnels on the fast relay
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     config.check_exposure()

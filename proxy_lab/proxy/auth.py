@@ -2,8 +2,11 @@
 
 Parsing is sans-IO and never raises: anything malformed is an `InvalidCredentials` with the reason,
 which the proxy answers with 407 like a wrong password. Checking uses `hmac.compare_digest` and
-visits every configured user. Passwords, the raw header and unknown user names are never put in a
-log line; a `why` names only configured users.
+visits every configured user. Nothing of the header's value ever goes into a `why` (which the
+proxy logs and records): not the password, not the token, not an unknown user name, and not even
+the scheme unless it is one of the registered names in `KNOWN_SCHEMES` (a client that sends its
+password as the whole header value would otherwise have it logged as the "scheme"). A `why` names
+only configured users, lengths and fixed words.
 """
 
 from __future__ import annotations
@@ -19,6 +22,18 @@ from proxy_lab.proxy.events import Refusal
 from proxy_lab.proxy.responses import quoted
 
 _TOKEN68 = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
+
+# Authentication scheme names a `why` may repeat, compared without case: the IANA HTTP
+# Authentication Scheme Registry (https://www.iana.org/assignments/http-authschemes), plus the
+# unregistered ones proxies and clients commonly send (NTLM, Kerberos). Anything else is a value
+# of the client's making, perhaps its password, and is only counted.
+KNOWN_SCHEMES = {
+    s.lower(): s
+    for s in (
+        "Basic", "Bearer", "Concealed", "Digest", "DPoP", "GNAP", "HOBA", "Mutual", "Negotiate", "OAuth",
+        "PrivateToken", "SCRAM-SHA-1", "SCRAM-SHA-256", "vapid", "NTLM", "Kerberos",
+    )
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -56,7 +71,7 @@ def parse_proxy_authorization(
         return InvalidCredentials("empty Proxy-Authorization field")
     scheme = parts[0]
     if scheme.lower() != "basic":
-        return InvalidCredentials(f"Proxy-Authorization uses scheme {scheme[:20]!r}, not Basic")
+        return InvalidCredentials(f"Proxy-Authorization uses {_scheme_named(scheme)}, not Basic")
     if scheme != "Basic" and not accept_lowercase_scheme:
         return InvalidCredentials(
             f"Proxy-Authorization scheme spelled {scheme!r}; this proxy accepts only 'Basic'"
@@ -80,6 +95,14 @@ def parse_proxy_authorization(
     if not user:
         return InvalidCredentials("Basic credentials have an empty user-id")
     return Credentials(user, password)
+
+
+def _scheme_named(scheme: str) -> str:
+    """A scheme for a log line: its registered name, or only its length when it is not a known one."""
+    known = KNOWN_SCHEMES.get(scheme.lower())
+    if known is not None:
+        return f"scheme {known!r}"
+    return f"an unknown scheme ({len(scheme)} characters)"
 
 
 @dataclass(frozen=True)

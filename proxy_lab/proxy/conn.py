@@ -5,8 +5,8 @@ spawns the server's handler for the connection, lets it wait for bytes with a ti
 close gracefully (FIN, then drain what the client still sends, so the answer is not lost to a
 reset) or reset, and hands its transport to a `Tunnel` when the tunnel is established.
 
-Setup cost matters (issue 6: CONNECT setups/s against tinyproxy), so when no fault takes over
-whole connections the handler is not started on accept: `data_received` runs the sans-IO head
+Setup cost matters (CONNECT setups per second, measured against tinyproxy in docs/performance.md),
+so when no fault takes over whole connections the handler is not started on accept: `data_received` runs the sans-IO head
 parser itself and starts the handler (eagerly, so it runs up to its first real wait inside this
 callback) once the head is complete or refused, at EOF, or when the header timeout fires. A
 client that sends its CONNECT in one segment thus costs one task and no wait for bytes.
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
@@ -258,6 +260,16 @@ class ClientProtocol(asyncio.Protocol):
     async def tunnel(self, ctx: Ctx, answer: AnswerFn) -> None:
         assert self.tunnel_opener is not None, "ClientProtocol used before the server set tunnel_opener"
         await self.tunnel_opener(self, ctx, answer)
+
+    def take_socket(self) -> tuple[socket.socket, bytes]:
+        """The connection's socket, out of its transport (a duplicate; the transport is dropped),
+        and the bytes the client sent after its head: for the plain path, which relays on sockets."""
+        transport, leftover, _eof = self.detach()  # a FIN already read is read again from the socket
+        fd = os.dup(transport.get_extra_info("socket").fileno())
+        transport.abort()  # closes its descriptor only: the connection lives on in the duplicate
+        sock = socket.socket(fileno=fd)
+        sock.setblocking(False)
+        return sock, leftover
 
     def detach(self) -> tuple[asyncio.Transport, bytes, bool]:
         """Give up the transport to a tunnel: returns it, the bytes not consumed, and whether EOF was seen."""

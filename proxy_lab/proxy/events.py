@@ -7,6 +7,7 @@ knows how to render itself as bytes (or as a bare close / TCP reset).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -53,6 +54,16 @@ class ConnectRequest(HeaderLookup):
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
+    @property
+    def persistent(self) -> bool:
+        """RFC 9112 §9.3: the client keeps the connection unless it says `close` (HTTP/1.1) or did not
+        ask for `keep-alive` (HTTP/1.0). `Proxy-Connection` is the legacy spelling clients still send."""
+        tokens = {
+            t.strip().lower() for v in self.get_all("Connection") + self.get_all("Proxy-Connection") for t in v.split(",")
+        }
+        if "close" in tokens:
+            return False
+        return self.version == "HTTP/1.1" or "keep-alive" in tokens
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,10 @@ class Refusal(HeaderLookup):
     def status_line(self) -> str:
         return f"{self.version} {self.status} {self.reason}".rstrip()
 
+    def closing(self) -> Refusal:
+        """The same answer, ending the connection (its Connection field says so)."""
+        headers = tuple((k, "close") if k.lower() == "connection" else (k, v) for k, v in self.headers)
+        return dataclasses.replace(self, headers=headers, keep_alive=False)
 
     def to_bytes(self) -> bytes:
         """The response as sent; empty for the close and reset actions."""

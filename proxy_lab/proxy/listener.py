@@ -1,7 +1,7 @@
 """The lab proxy's listening socket, and the accept loop of the plain path.
 
 `listening_socket` binds as asyncio's create_server does (run_proxy's workers share one).
-`Listener` stands in for asyncio.Server when the plain path is possible (fastpath.py): it accepts
+`Listener` stands in for asyncio.Server when the plain path is on (plainpath.py): it accepts
 on the poller's thread (poller.py) and hands each socket to the proxy, which may set its tunnel up
 within that same handler. On Linux the socket has TCP_DEFER_ACCEPT, so a connection is accepted once its
 first bytes (the CONNECT head, for any HTTP client) are in: one wake-up per setup instead of two.
@@ -59,7 +59,7 @@ class Listener:
     module's Python layer (`accept` converting family and type to enums, `__init__`, `close` through
     two Python calls) was a tenth of the plain path's interpreter time per setup. They stay in
     blocking mode, which saves a system call per setup: the plain path reads and writes them with
-    MSG_DONTWAIT (fastpath.py). Code that needs a non-blocking `socket.socket` (asyncio's transports)
+    MSG_DONTWAIT (plaintunnel.py). Code that needs a non-blocking `socket.socket` (asyncio's transports)
     gets one from `as_socket`.
     """
 

@@ -12,6 +12,9 @@ CHALLENGE carries target information, as this one always does); an NTLMv1 or LM 
 refused, as a domain with LmCompatibilityLevel 5 refuses it. No session security (signing,
 sealing) is negotiated: a proxy authenticates the connection and nothing more. MD4, which
 OpenSSL 3 no longer offers by default, is here in Python (RFC 1320).
+
+An `NtlmError` names what was wrong by position and length, never by the message's contents: the
+messages travel in `Proxy-Authorization`, and the errors end up in the proxy's log.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def message_type(token: bytes) -> int:
         raise NtlmError("not an NTLM message (no NTLMSSP signature)")
     kind = struct.unpack_from("<I", token, 8)[0]
     if kind not in (NEGOTIATE, CHALLENGE, AUTHENTICATE):
-        raise NtlmError(f"NTLM message type {kind}, expected 1, 2 or 3")
+        raise NtlmError("an NTLM message of an unknown type, expected 1, 2 or 3")
     return int(kind)
 
 

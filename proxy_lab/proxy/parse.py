@@ -3,6 +3,14 @@
 Pure functions over bytes: `parse_connect` returns `(ConnectRequest, bytes consumed)`, `None` when
 more bytes are needed, or raises `RemoteProtocolError` whose `error_status_hint` is the status the
 proxy answers with (400, 405, 414, 431, 505). Size limits come from `proxy_lab.http1.parse_head`.
+
+Hand-written on purpose, not h11: the lab proxy's job is to say exactly what a broken or foreign
+client sent (a TLS ClientHello or a SOCKS greeting where `CONNECT` belongs, a missing port, a body
+on a CONNECT, an unbracketed IPv6 literal) and to answer it as a real proxy would. h11 reads bare
+LF and CRLF line ends alike without saying which it saw (h11/_receivebuffer.py `blank_line_regex`),
+rejects a foreign first line with one generic "illegal request line" before the proxy could name
+it (h11/_readers.py `maybe_read_from_IDLE_client`), and checks no CONNECT authority-form target
+(RFC 9112 §3.2.3), which is done here.
 """
 
 from __future__ import annotations
@@ -52,6 +60,17 @@ def sniff_foreign(buf: bytes | bytearray) -> str | None:
     if first < 0x20 or first > 0x7E:
         return f"binary data (first byte 0x{first:02x}), not an HTTP request line"
     return None
+
+
+def target_hint(buf: bytes | bytearray) -> str:
+    """The request-target of a request line the proxy refused, for its log: printable, at most 80
+    characters, "" when there is none."""
+    line = bytes(buf[:200]).split(b"\n", 1)[0].strip()
+    parts = line.split(b" ")
+    if len(parts) >= 2 and parts[1].isascii():
+        text = parts[1].decode("ascii", "replace")
+        return text[:80] if text.isprintable() else ""
+    return ""
 
 
 def parse_authority(target: str) -> tuple[str, int]:

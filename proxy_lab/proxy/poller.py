@@ -1,6 +1,6 @@
 """One epoll set of the proxy's own, served by a thread of its own, for the plain path's sockets (Linux).
 
-The plain path (fastpath.py) watches two sockets per tunnel and changes what it waits for on them
+The plain path (plainpath.py, plaintunnel.py) watches two sockets per tunnel and changes what it waits for on them
 a few times in a tunnel's life (connecting, reading, a write the peer did not take yet, EOF).
 Through the event loop's `add_reader`/`add_writer` each of those changes costs uvloop a handle and
 up to four system calls (it probes the descriptor, and its first epoll_ctl fails on every new
@@ -11,8 +11,8 @@ handler: a wake-up of the plain path is one system call and no event-loop iterat
 the event loop's own set, as it first was, each wake-up cost a second `epoll_wait` and the
 event loop's iteration, and the kernel's wake-up went through two sets: 3-4% of the sequential
 setup rate on 2 cores.) The thread and the event loop's share the interpreter lock; the plain
-path's handlers touch only the plain path's sockets and tunnels, and the proxy's counters and log
-through operations the lock makes atomic. What belongs to the event loop (a connection handed to
+path's handlers touch only the plain path's own sockets, tunnels, counters and records, which
+nothing on the event loop's thread writes. What belongs to the event loop (a connection handed to
 the general path, a future to resolve) goes there with `loop.call_soon_threadsafe`; what the event
 loop's thread asks of the plain path goes through `call`. Timers of the plain path (the connect
 timeout, a pause in accepting) are this thread's own (`call_later`).
@@ -85,6 +85,11 @@ class Poller:
 
     def __contains__(self, fd: int) -> bool:
         return fd in self._handlers
+
+    @property
+    def running(self) -> bool:
+        """Whether its thread still runs (until `close` returns)."""
+        return self._thread.is_alive()
 
     @property
     def on_thread(self) -> bool:

@@ -12,8 +12,9 @@ left undelivered." A FIN from one side is passed on as a half-close (write_eof) 
 direction keeps flowing; a reset or error on one side closes the other after its outstanding bytes.
 
 `Tunnel` owns both sockets from `attach_*` to `done`, and nothing else in the server touches the
-bytes. It serves requests that some fault is in scope for; a tunnel no fault touches takes the
-leaner `proxy_lab.proxy.fastpath.PlainTunnel`, which hands bulk transfers to os.splice
+bytes. It relays every tunnel of the general path, which is every tunnel unless the plain path is
+on (`ProxyConfig.plain_path`): then a tunnel no fault touches takes the leaner
+`proxy_lab.proxy.plaintunnel.PlainTunnel`, which hands bulk transfers to os.splice
 (`proxy_lab.proxy.splice`).
 """
 

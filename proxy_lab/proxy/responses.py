@@ -1,9 +1,11 @@
 """The lab proxy's canned answers: its own small error pages and copies of real proxies' answers.
 
 Squid's error answers are copied in header form (`Server: squid`, `Mime-Version: 1.0`,
-`X-Squid-Error: ERR_... errno`, `Vary: Accept-Language`, `Content-Language: en`, as seen in the
-captures quoted in corporate-proxy-faults.md §1.1, §3 and §8) with short bodies that keep the
-sentence of Squid's English template that names the error. nginx's answers are its built-in page.
+`X-Squid-Error: ERR_... errno`, `Vary: Accept-Language`, `Content-Language: en`), as Squid builds
+them (`ErrorState::BuildHttpReply` in src/errorpage.cc of the Squid source) and as captured in
+https://github.com/microsoft/vscode/issues/13302, with short bodies that keep the sentence of
+Squid's English template (errors/templates/ERR_* in the Squid source) that names the error.
+nginx's answers are its built-in page.
 """
 
 from __future__ import annotations
@@ -13,6 +15,11 @@ from http import HTTPStatus
 
 from proxy_lab.http1 import Headers
 from proxy_lab.proxy.events import Refusal
+
+# RFC 9110 §9.3.6: "Any 2xx (Successful) response indicates that the sender (and all inbound
+# proxies) will switch to tunnel mode immediately after the response header section". What both of
+# the lab proxy's paths send (a connect_quirks fault may rewrite it on the general path).
+ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
 
 
 def reason_phrase(status: int) -> str:
@@ -113,7 +120,7 @@ def squid_access_denied(authority: str, *, why: str, server: str = "squid") -> R
 def squid_dns_fail(
     authority: str, host: str, reason: str, *, why: str = "", server: str = "squid"
 ) -> Refusal:
-    """Squid's `ERR_DNS_FAIL` 503 (corporate-proxy-faults.md §8: `X-Squid-Error: ERR_DNS_FAIL 0`)."""
+    """Squid's `ERR_DNS_FAIL` 503 (`X-Squid-Error: ERR_DNS_FAIL 0`, errors/templates/ERR_DNS_FAIL)."""
     detail = (
         f'<blockquote id="error">\n<p><b>Unable to determine IP address from host name <q>{html.escape(host)}</q></b></p>\n'
         f'</blockquote>\n<p>The DNS server returned:</p>\n<blockquote id="data"><pre>{html.escape(reason)}</pre></blockquote>\n'
@@ -154,7 +161,7 @@ def squid_cache_access_denied(
 ) -> Refusal:
     """Squid's `ERR_CACHE_ACCESS_DENIED` 407, one `Proxy-Authenticate` line per offered scheme.
 
-    Copied from the Squid-for-Windows capture in microsoft/vscode#13302 (corporate-proxy-faults.md §3).
+    Copied from the Squid-for-Windows capture in https://github.com/microsoft/vscode/issues/13302.
     """
     detail = (
         '<blockquote id="error">\n<p><b>Cache Access Denied.</b></p>\n</blockquote>\n'

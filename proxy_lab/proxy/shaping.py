@@ -1,9 +1,8 @@
 """Link shaping for the timing faults: token bucket and delay line schedules, passing held bytes on.
 
 `TokenBucket` and `DelayLine` are sans-IO: they map "n bytes offered at time t" to the time they
-may leave and never read a clock themselves, so tests drive them with a virtual one
-(corporate-proxy-faults.md §9: "Expose a virtual clock so tests can check exact byte counts
-against time").
+may leave and never read a clock themselves, so tests drive them with a virtual one and check
+exact byte counts against time (tests/proxy/faults/test_fault_throttle.py).
 
 `pass_on` is for stages that hold bytes and release them later (throttle, latency): the bytes go
 through the stages configured after the holding one, in the relay's order, then to the socket.
@@ -31,8 +30,8 @@ class TokenBucket:
 
     Each slice books its cost on a theoretical arrival time (`tat += cost / rate`) and may leave
     once the bucket holds enough tokens: `tat - bucket / rate`. The schedule advances by the bytes
-    booked, not by when the caller woke up, so sleep overshoot does not accumulate (§9: "next_time
-    += n/rate, never sleep(n/rate) after each write"); a sender late by less than one bucket's time
+    booked, not by when the caller woke up, so sleep overshoot does not accumulate (`next_time +=
+    n/rate`, never `sleep(n/rate)` after each write); a sender late by less than one bucket's time
     loses nothing. `overhead_bytes` is charged per slice, as tbf's `overhead`.
     """
 

@@ -1,60 +1,72 @@
 """Zero-copy relaying for busy plain tunnels: os.splice through a pipe, one thread per direction (Linux).
 
-Relaying through the event loop copies every byte three times in the proxy (kernel to libuv's
-buffer, buffer to a `bytes`, `bytes` to the kernel). `splice(2)` moves socket pages into a pipe and
-from the pipe to the other socket without copying them to user space: on loopback it halves the CPU
-a bulk transfer costs and lifts throughput to haproxy's (haproxy's `option splice-*` does the same).
+Relaying in Python copies every byte twice in the proxy (kernel to the read buffer, buffer to the
+kernel). `splice(2)` moves socket pages into a pipe and from the pipe to the other socket without
+copying them to user space: on loopback it halves the CPU a bulk transfer costs and lifts
+throughput to haproxy's (haproxy's `option splice-*` does the same).
 
-A plain tunnel (fastpath.py) hands itself over once it has carried `SPLICE_AFTER_BYTES` in one
+A plain tunnel (plaintunnel.py) hands itself over once it has carried `SPLICE_AFTER_BYTES` in one
 direction, at a moment when no bytes wait in the proxy for either side: the sockets leave the
 proxy's epoll set, their descriptors are handed over, and a thread per live direction loops on
-blocking splices. The GIL is
-released in each splice, so the event loop carries on meanwhile.
+blocking splices. The GIL is released in each splice, so the proxy's other threads carry on
+meanwhile.
 
-The rules stay those of the event-loop relay (RFC 9110 §9.3.6): EOF on one side is passed on as a
+The rules stay those of the other relays (RFC 9110 §9.3.6): EOF on one side is passed on as a
 half-close (shutdown SHUT_WR) while the other direction keeps flowing; an error on one side ends
-both directions after the bytes already written; when both threads are done the sockets are closed
-and the tunnel's bookkeeping runs on the event loop. Interactive tunnels never get here.
+both directions after the bytes already written; when both threads are done the last one closes the
+sockets, and the tunnel's bookkeeping runs on the thread that owns the tunnel (the plain path's).
+Interactive tunnels never get here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import os
 import socket
 import threading
 from collections.abc import Callable
+from typing import Any
 
 SPLICE_AFTER_BYTES = 1 << 20  # a direction that carried this much is a bulk transfer
 PIPE_BYTES = 1 << 20  # pipe capacity asked for (F_SETPIPE_SZ); Linux caps it at /proc/sys/fs/pipe-max-size
-MAX_SPLICED = 64  # tunnels relayed by threads at once; beyond, they stay on the event loop
+MAX_SPLICED = 64  # tunnels relayed by threads at once; beyond, they stay on the poller's relay
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 AVAILABLE = hasattr(os, "splice")
-_active = 0  # spliced tunnels (+1 on the plain path's thread, -1 on the event loop's: atomic under the GIL)
+_active = 0  # pairs relayed by threads now, in the whole process (several proxies may splice)
+_active_lock = threading.Lock()
 
 
 def can_splice() -> bool:
     return AVAILABLE and _active < MAX_SPLICED
 
 
+def active() -> int:
+    """How many tunnels splice threads relay now, in this process."""
+    return _active
+
+
+def _count(delta: int) -> None:
+    global _active
+    with _active_lock:
+        _active += delta
+
+
 class SplicedPair:
-    """The two sockets of one tunnel, relayed by threads once `start`ed; `on_done(up, down, why)` runs
-    on the loop when both directions are over."""
+    """The two sockets of one tunnel, relayed by threads once `start`ed. When both directions are
+    over, `call_soon(on_done, up, down, why)` hands the result to the tunnel's owner on its thread."""
 
     def __init__(
         self,
-        loop: asyncio.AbstractEventLoop,
         client_fd: int,
         upstream_fd: int,
         directions: tuple[bool, bool],
+        call_soon: Callable[..., Any],
         on_done: Callable[[int, int, str], None],
     ) -> None:
-        global _active
-        _active += 1
-        self.loop = loop
+        _count(+1)
+        self.call_soon = call_soon
         self.client = socket.socket(fileno=client_fd)
         self.upstream = socket.socket(fileno=upstream_fd)
         self.on_done = on_done
@@ -74,11 +86,11 @@ class SplicedPair:
         self._running = len(self._threads)
 
     def start(self) -> None:
-        """Relay; call once the event loop has let go of the sockets (blocking mode is shared)."""
+        """Relay; call once the owner has let go of the sockets (blocking mode is shared)."""
         for sock in (self.client, self.upstream):
             sock.setblocking(True)
         if not self._threads:
-            self.loop.call_soon_threadsafe(self._finish)
+            self._finish()
         for thread in self._threads:
             thread.start()
 
@@ -122,12 +134,12 @@ class SplicedPair:
             self._running -= 1
             last = self._running == 0
         if last:
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is left to tell
-                self.loop.call_soon_threadsafe(self._finish)
+            self._finish()
 
     def _finish(self) -> None:
-        global _active
-        _active -= 1
+        """Both directions are over: close the sockets here, then tell the owner on its thread (if
+        the owner has stopped meanwhile, only the telling is lost)."""
         for sock in (self.client, self.upstream):
             sock.close()
-        self.on_done(self.moved[0], self.moved[1], self.why)
+        _count(-1)
+        self.call_soon(self.on_done, self.moved[0], self.moved[1], self.why)

@@ -1,8 +1,10 @@
-"""`proxy-lab proxy` on every core: worker processes that share one listening address.
+"""`proxy-lab proxy` on every core: `run_proxy`, and the worker processes that share one listening address.
 
 One asyncio process relays on one core; a C proxy such as tinyproxy (a thread per client) or haproxy
-(a thread per core) uses them all. `run_workers` binds the listening sockets, forks the workers
-(before any event loop exists), and each worker runs `serve_forever` on its own socket.
+(a thread per core) uses them all. `run_proxy` serves from `worker_count(config)` processes: one
+runs `serve_forever` (serve.py) itself; more are started by `run_workers`, which binds the
+listening sockets, forks the workers (before any event loop exists), and has each worker run
+`serve_forever` on its own socket.
 
 On Linux each worker has a socket of its own bound to the same address with SO_REUSEPORT (as
 nginx's `reuseport` and haproxy's per-thread listeners): the kernel hashes each new connection to
@@ -16,12 +18,13 @@ are lightly loaded a new connection goes to the worker on the CPU that received 
 
 The parent only supervises: it forwards SIGINT and SIGTERM to the workers, waits for all of them and
 exits 0 after a clean stop (2 when the socket cannot be bound, else the first failing worker's
-code). Each worker is a whole lab proxy with its own counters and log lines. Only `run_proxy` uses
-this, and by default only without faults (`ProxyConfig.workers`).
+code). Each worker is a whole lab proxy with its own counters and log lines. By default there are
+several workers only without faults (`ProxyConfig.workers`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -29,23 +32,46 @@ import signal
 import socket
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from proxy_lab.errors import ConfigError
+from proxy_lab.proxy.config import ProxyConfig
 from proxy_lab.proxy.listener import listening_socket
+from proxy_lab.proxy.serve import run_in_loop, serve_forever
+from proxy_lab.proxy.server import LabProxy
 from proxy_lab.proxy.steering import Steering
 from proxy_lab.resolver import Resolver, is_ip
-
-if TYPE_CHECKING:
-    from proxy_lab.proxy.server import LabProxy, ProxyConfig
 
 log = logging.getLogger("proxy_lab.proxy")
 
 
+def run_proxy(config: ProxyConfig, resolver: Resolver, stop_event: asyncio.Event | None = None) -> int:
+    """`serve_forever` on a fresh event loop, uvloop when it is installed (for the CLI only).
+
+    With more than one worker (`ProxyConfig.workers`) the listening socket is bound here and served
+    by that many processes (`run_workers`); a `stop_event` keeps it in this process.
+    """
+    workers = worker_count(config)
+    if workers > 1 and stop_event is None:
+        return run_workers(config, resolver, workers)
+    return run_in_loop(serve_forever(config, resolver, stop_event))
+
+
+def worker_count(config: ProxyConfig) -> int:
+    """How many processes `run_proxy` starts for `config` (see ProxyConfig.workers)."""
+    if config.workers:
+        return config.workers
+    if config.faults:
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
 def run_workers(config: ProxyConfig, resolver: Resolver, workers: int) -> int:
     """Serve `config.listen` from `workers` processes until SIGINT/SIGTERM; the exit code of run_proxy."""
-    from proxy_lab.proxy.server import run_in_loop, serve_forever  # server imports this module lazily
-
     if not is_ip(config.listen[0]):  # a name may stand for several addresses: one process binds them all
         return run_in_loop(serve_forever(config, resolver))
     children: list[int] = []
@@ -73,8 +99,6 @@ def _start(
     previous: dict[signal.Signals, Any],
 ) -> int:  # fmt: skip
     """Bind, fork the workers (listed in `children` as they start) and supervise them."""
-    from proxy_lab.proxy.server import run_in_loop, serve_forever
-
     host, port = config.listen
     try:
         config.check_exposure()
@@ -141,8 +165,7 @@ def _follower(steering: Steering, index: int, sock: socket.socket) -> Callable[[
     """What worker `index` runs once its proxy listens: its part of the steering, stopped with it."""
 
     def follow(proxy: LabProxy) -> Callable[[], None]:
-        stats = proxy.stats
-        part = steering.worker(index, sock, lambda: stats.connections_open)
+        part = steering.worker(index, sock, proxy.connections_open)
         part.follow()
         return part.close
 

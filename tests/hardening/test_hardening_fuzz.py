@@ -7,6 +7,7 @@ Same strategies, same checks, same per-call deadline; derandomized so a failure 
 from __future__ import annotations
 
 import pytest
+from dnslib.label import DNSLabelError
 
 from bench.fuzz import run_target, targets
 
@@ -59,3 +60,42 @@ def test_a_superscript_digit_content_length_is_a_protocol_error_for_the_device_a
         body_framing(response, method="GET")  # was ValueError, out of Device.run
     items = HttpScanner("response").feed(raw)  # was ValueError inside a tunnel stage
     assert isinstance(items[-1], Opaque) and items[-1].data == b"abc"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "S3cret:x",  # the password sent as the whole header value: it was logged as the "scheme"
+        "S3cret:x trailing",  # the same, with more after it
+        "meter:S3cret:x",  # user:password, without the scheme and the base64
+    ],
+)
+def test_a_password_sent_as_the_whole_proxy_authorization_value_is_never_in_the_reason(value: str) -> None:
+    from bench.fuzz import check_auth
+    from proxy_lab.proxy.auth import BasicAuth, InvalidCredentials, parse_proxy_authorization
+
+    check_auth(value)  # the fuzz check that failed with a random seed
+    parsed = parse_proxy_authorization(value)
+    assert isinstance(parsed, InvalidCredentials)
+    assert "S3cret" not in parsed.why and "unknown scheme" in parsed.why
+    result = BasicAuth({"meter": "S3cret:x"}).verify(value)
+    assert not result.ok and "S3cret" not in result.why
+    # negative control: a registered scheme's name is still said, so the log tells NTLM from Bearer
+    assert parse_proxy_authorization("NTLM TlRMTVNTUAABAAAA") == InvalidCredentials(
+        "Proxy-Authorization uses scheme 'NTLM', not Basic"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=DNSLabelError,
+    reason="proxy_lab/cloud/dns.py: DnsZone.answer lets dnslib's DNSLabelError out of reply.pack() "
+    "for a name dnslib parsed but will not write; to be mended there (make fuzz finds it with most seeds)",
+)
+def test_a_dns_query_with_a_label_longer_than_63_bytes_is_dropped_not_an_exception() -> None:
+    from bench.fuzz import check_dns
+
+    # header: id 0, a standard query, one question; then a 6-byte label and a 64-byte one (RFC 1035
+    # §2.3.4: labels are 63 octets or less), found by `make fuzz --seed 11`
+    query = bytes(5) + b"\x01" + bytes(6) + b"\x06" + bytes(6) + b"\x40" + bytes(64) + b"\x00\x00\x01\x00\x01"
+    check_dns(query)

@@ -164,7 +164,11 @@ def test_capacity_comes_back_after_connections_beyond_max_connections_are_refuse
         config = ProxyConfig(max_connections=3, defer_accept=False)
         async with captured_proxy_log() as log, proxy_to_echo(config) as proxy:
             held = [await Raw.open(proxy) for _ in range(3)]
-            await asyncio.sleep(0.05)
+            for _ in range(250):  # bounded (5 s): the proxy has accepted the three it holds
+                if proxy.stats.connections_open == 3:
+                    break
+                await asyncio.sleep(0.02)
+            assert proxy.stats.connections_open == 3
             extra = [await Raw.open(proxy) for _ in range(4)]
             for c in extra:
                 await c.send(GOOD)

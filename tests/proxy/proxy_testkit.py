@@ -166,13 +166,24 @@ async def upstream_server(handler: Handler) -> tuple[asyncio.Server, int]:
     return srv, int(srv.sockets[0].getsockname()[1])
 
 
-async def settled(proxy: LabProxy, timeout_s: float = 3.0) -> None:
-    """Wait until the proxy holds no connection and no tunnel (bounded)."""
-    for _ in range(int(timeout_s / 0.02)):
-        if proxy.stats.connections_open == 0 and proxy.stats.tunnels_open == 0 and not proxy._tunnels:
-            return
+async def eventually(check: Callable[[], bool], what: str, timeout_s: float = 5.0) -> None:
+    """Wait until `check()` is true (bounded); AssertionError naming `what` if it never is."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {timeout_s:g} s: {what}")
         await asyncio.sleep(0.02)
-    raise AssertionError(f"still open: {proxy.stats}")
+
+
+async def settled(proxy: LabProxy, timeout_s: float = 5.0) -> None:
+    """Wait until the proxy counts no open connection and no open tunnel (bounded)."""
+
+    def idle() -> bool:
+        stats = proxy.stats
+        return stats.connections_open == 0 and stats.tunnels_open == 0
+
+    await eventually(idle, f"the proxy idle ({proxy.stats})", timeout_s)
 
 
 def closed_port() -> int:

@@ -26,13 +26,14 @@ def full_listener():
 def test_connect_that_does_not_complete_at_once_times_out_as_504(loop_factory):
     async def main():
         ls, port, fillers = full_listener()
-        async with LabProxy(ProxyConfig(connect_timeout_s=0.5), SystemResolver()) as proxy:
+        async with LabProxy(ProxyConfig(plain_path=True, connect_timeout_s=0.5), SystemResolver()) as proxy:
             r, w = await asyncio.open_connection(*proxy.address)
             t0 = time.monotonic()
             w.write(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\n".encode())
             head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5)
             assert head.startswith(b"HTTP/1.1 504"), head
             assert 0.4 < time.monotonic() - t0 < 2
+            assert proxy.plain is not None and proxy.plain.stats.requests == 1  # the plain path waited
             w.close()
         for s in fillers:
             s.close()
@@ -44,7 +45,7 @@ def test_connect_that_does_not_complete_at_once_times_out_as_504(loop_factory):
 def test_connect_that_completes_later_is_announced_then(loop_factory):
     async def main():
         ls, port, fillers = full_listener()
-        async with LabProxy(ProxyConfig(connect_timeout_s=5), SystemResolver()) as proxy:
+        async with LabProxy(ProxyConfig(plain_path=True, connect_timeout_s=5), SystemResolver()) as proxy:
             r, w = await asyncio.open_connection(*proxy.address)
             w.write(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\nearly".encode())
             await asyncio.sleep(0.3)
@@ -62,6 +63,7 @@ def test_connect_that_completes_later_is_announced_then(loop_factory):
             t = asyncio.ensure_future(drain())
             head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 6)
             assert head.startswith(b"HTTP/1.1 200"), head
+            assert proxy.plain is not None and proxy.plain.stats.tunnels == 1
             await asyncio.sleep(0.3)
             t.cancel()
             got = b""

@@ -1,8 +1,9 @@
-"""A name with several addresses: the proxy tries the next one after a refused connect, on both paths."""
+"""A name with several addresses: the proxy tries the next one after a refused connect (upstream.py's
+one connect loop, for a tunnel's protocol and for a fault's bare socket alike)."""
 
 import asyncio
 
-from proxy_testkit import closed_port, upstream_server
+from proxy_testkit import closed_port, eventually, upstream_server
 
 from proxy_lab.proxy import LabProxy, ProxyConfig
 from proxy_lab.resolver import SystemResolver
@@ -44,22 +45,33 @@ def test_second_address_after_a_refused_first(loop_factory):
     asyncio.run(main(), loop_factory=loop_factory)
 
 
-def test_connect_any_reuses_the_protocol_after_a_refused_address(loop_factory):
+def test_the_connect_loop_reuses_the_protocol_after_a_refused_address(loop_factory):
     from proxy_lab.proxy.faults.base import Ctx
-    from proxy_lab.proxy.relay import Tunnel
+    from proxy_lab.proxy.upstream import Upstream
+
+    class Heard(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.transport: asyncio.Transport | None = None
+            self.data = b""
+
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def data_received(self, data):
+            self.data += data
 
     async def main():
         srv, port = await upstream_server(say_hi)
         dead = closed_port()
-        async with LabProxy(ProxyConfig(), SystemResolver()) as proxy:
-            ctx = Ctx(client=("127.0.0.1", 1), proxy=proxy.address, host="x", port=port)
-            tunnel = Tunnel(ctx, proxy.stats, [])
-            await proxy._connect_any(ctx, [("127.0.0.1", dead), ("127.0.0.1", port)], tunnel.upstream)
-            assert tunnel.upstream.transport is not None and not tunnel.upstream.lost
-            assert tunnel.upstream.transport.get_extra_info("peername")[1] == port  # the live one
-            await asyncio.sleep(0.05)
-            assert tunnel.upstream.held == [b"hi"]
-            tunnel.abort()
+        upstream = Upstream(SystemResolver(), connect_timeout_s=5)
+        ctx = Ctx(client=("127.0.0.1", 1), proxy=("127.0.0.1", 2), host="x", port=port)
+        heard = Heard()
+        await upstream.connect(ctx, [("127.0.0.1", dead), ("127.0.0.1", port)], heard)
+        assert heard.transport is not None
+        assert heard.transport.get_extra_info("peername")[1] == port  # the live one
+        await eventually(lambda: heard.data == b"hi", "the live upstream's greeting")
+        heard.transport.abort()
+        upstream.close()
         srv.close()
 
     asyncio.run(main(), loop_factory=loop_factory)

@@ -9,7 +9,7 @@ import asyncio
 import socket
 from dataclasses import dataclass, field
 
-from proxy_testkit import TIMEOUT_S, client, lab_proxy, run, upstream
+from proxy_testkit import TIMEOUT_S, client, eventually, lab_proxy, run, upstream
 
 from proxy_lab.proxy import ProxyConfig, make_fault
 from proxy_lab.proxy.events import Refusal
@@ -84,8 +84,7 @@ def test_a_stage_background_task_can_close_the_tunnel() -> None:
             assert (await c.connect("e.test:443")).status == 200
             assert await c.read_to_eof() == b""
             await c.close()
-            await asyncio.sleep(0.05)
-            assert "idle for 0.1 s" in proxy.log[-1].message
+            await eventually(lambda: "idle for 0.1 s" in proxy.log[-1].message, "the tunnel's close recorded")
 
     run(scenario())
 

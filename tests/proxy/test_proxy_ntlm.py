@@ -60,7 +60,7 @@ def test_the_challenge_carries_its_challenge_domain_and_target_information() -> 
     ("token", "error"),
     [
         (b"HTTP/1.1", "no NTLMSSP signature"),
-        (ntlm.SIGNATURE + struct.pack("<I", 9), "NTLM message type 9"),
+        (ntlm.SIGNATURE + struct.pack("<I", 9), "an NTLM message of an unknown type"),
         (ntlm.SIGNATURE + struct.pack("<I", 1) + bytes(60), "expected an NTLM AUTHENTICATE message"),
         (ntlm.SIGNATURE + struct.pack("<I", 3) + struct.pack("<HHI", 24, 24, 4000) + bytes(44), "runs past its end"),
     ],

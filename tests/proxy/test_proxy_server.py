@@ -8,7 +8,7 @@ import logging
 import socket
 
 import pytest
-from proxy_testkit import Blackhole, client, closed_port, echo, lab_proxy, run, upstream
+from proxy_testkit import Blackhole, client, closed_port, echo, eventually, lab_proxy, run, settled, upstream
 
 from proxy_lab.errors import ConfigError
 from proxy_lab.proxy import LabProxy, ProxyConfig
@@ -33,7 +33,7 @@ def test_a_tunnel_carries_bytes_both_ways_and_passes_a_half_close_on() -> None:
             c.writer.write_eof()  # half-close: the upstream must see EOF, and may still answer
             assert await c.read_to_eof() == b"[eof after 4 bytes]"
             await c.close()
-            await asyncio.sleep(0.05)
+            await settled(proxy)
             assert proxy.stats.tunnels == 1 and proxy.stats.tunnels_open == 0
             assert proxy.stats.bytes_client_to_upstream == 4
             assert proxy.stats.bytes_upstream_to_client == 4 + len(b"[eof after 4 bytes]")
@@ -204,7 +204,7 @@ def test_credentials_never_reach_the_log(caplog: pytest.LogCaptureFixture) -> No
                 c = await client(proxy)
                 await c.connect("echo.lab.test:443", auth=creds)
                 await c.close()
-            await asyncio.sleep(0.05)
+            await settled(proxy)
             text = "\n".join(f"{r.message} {r.reason}" for r in proxy.log)
             token = base64.b64encode(f"meter:{secret}".encode()).decode()
             assert secret not in text and token not in text
@@ -299,7 +299,7 @@ def test_connections_beyond_max_connections_get_503() -> None:
             lab_proxy(ProxyConfig(max_connections=1, defer_accept=False), resolver_for(up.port)) as proxy,
         ):
             first = await client(proxy)
-            await asyncio.sleep(0.05)
+            await eventually(lambda: proxy.stats.connections == 1, "the first connection accepted")
             second = await client(proxy)
             assert (await second.connect("echo.lab.test:443")).status == 503
             await second.close()
@@ -381,7 +381,7 @@ def test_stop_closes_open_tunnels_and_leaves_no_task() -> None:
             c = await client(proxy)
             assert (await c.connect("echo.lab.test:443")).status == 200
             idle = await client(proxy)  # connected, never sends a request
-            await asyncio.sleep(0.05)
+            await eventually(lambda: proxy.stats.connections == 2, "the idle connection accepted")
             await proxy.stop(grace_s=0.2)
             assert await c.read_to_eof() == b""
             assert await idle.read_to_eof() == b""

@@ -2,7 +2,9 @@
 
 Adding a fault
 --------------
-Write `proxy_lab/proxy/faults/<name>.py` (it is found and imported automatically)::
+Write `proxy_lab/proxy/faults/<name>.py` and import it at the end of this file (the fault registers
+itself when its module is imported; tests/proxy/faults/test_fault_registry.py fails for a module
+left out)::
 
     @dataclass(kw_only=True)
     class Throttle(Fault, name="throttle"):
@@ -45,6 +47,27 @@ tests/proxy/test_proxy_hooks.py shows each hook used by a minimal unregistered f
 
 from __future__ import annotations
 
+# Every fault module, imported here so that each registers itself: the registry is filled by the
+# package, and `base` never imports the package back.
+from proxy_lab.proxy.faults import (
+    allow_hosts,
+    allow_ports,
+    auth_schemes,
+    block_page,
+    challenge_style,
+    connect_quirks,
+    deny_hosts,
+    dns_fail,
+    exclusions,
+    idle_timeout,
+    ipv6_broken,
+    latency,
+    reset_after,
+    socks_only,
+    tamper,
+    throttle,
+    tls_inspect,
+)
 from proxy_lab.proxy.faults.base import (
     DIRECTIONS,
     FAULTS,
@@ -65,9 +88,15 @@ from proxy_lab.proxy.faults.base import (
     make_fault,
 )
 
+FAULT_MODULES = (
+    allow_hosts, allow_ports, auth_schemes, block_page, challenge_style, connect_quirks, deny_hosts, dns_fail,
+    exclusions, idle_timeout, ipv6_broken, latency, reset_after, socks_only, tamper, throttle, tls_inspect,
+)  # fmt: skip
+
 __all__ = [
     "DIRECTIONS",
     "FAULTS",
+    "FAULT_MODULES",
     "AnswerFn",
     "ClientConn",
     "Ctx",

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Literal
 
-from proxy_lab.proxy import ntlm
+import proxy_lab.proxy.ntlm as ntlm
 from proxy_lab.proxy.events import Refusal
 from proxy_lab.proxy.faults.base import Ctx, Fault, doc
 from proxy_lab.proxy.responses import quoted, squid_cache_access_denied
@@ -111,5 +111,6 @@ class AuthSchemes(Fault, name="auth_schemes"):
             return self._ask(ctx, f"auth_schemes: NTLMv1 response from user {name!r} refused (NTLMv2 only)")
         if not ntlm.verify(auth, password, issued):
             return self._ask(ctx, f"auth_schemes: NTLMv2 response from user {name!r} does not match the password")
-        ctx.user, ctx.auth_why = name, f"NTLMv2 (domain {auth.domain!r}, workstation {auth.workstation!r})"
+        # Nothing of the message itself (domain, workstation, the user name as sent) goes into a why.
+        ctx.user, ctx.auth_why = name, f"user {name!r} authenticated with NTLMv2"
         return None

@@ -2,7 +2,7 @@
 
 Read the package docstring (`proxy_lab.proxy.faults`) for how the hooks fit the CONNECT pipeline.
 This module holds no fault; every fault lives in its own module and registers itself by subclassing
-`Fault` with a `name=` class keyword.
+`Fault` with a `name=` class keyword, when the package `__init__` imports that module.
 """
 
 from __future__ import annotations
@@ -308,20 +308,10 @@ def describe_faults() -> list[tuple[str, str, list[tuple[str, str, Any, str]]]]:
     return out
 
 
-_loaded = False
-
-
 def load_all() -> None:
-    """Import every module of the faults package (once) so each fault registers itself."""
-    global _loaded
-    if _loaded:
-        return
-    import importlib
-    import pkgutil
+    """Every fault is registered: kept for callers that ask for it before using `FAULTS`.
 
-    from proxy_lab.proxy import faults as package
-
-    for info in pkgutil.iter_modules(package.__path__):
-        if info.name != "base" and not info.name.startswith("_"):
-            importlib.import_module(f"{package.__name__}.{info.name}")
-    _loaded = True
+    The package `proxy_lab.proxy.faults` imports each of its fault modules, and Python imports a
+    package before any module in it, so by the time this module can be called every fault has
+    registered itself (this module never imports the package: that would be a loop).
+    """

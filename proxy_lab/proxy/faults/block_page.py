@@ -1,9 +1,10 @@
-"""block_page: plain HTTP inside the tunnel answered by a web filter or captive portal (§6, rows 18 and 21).
+"""block_page: plain HTTP inside the tunnel answered by a web filter or captive portal.
 
 The filter reads each plain-HTTP request in the tunnel; one whose request-target matches `paths`
 is not forwarded, and the filter answers it in the tunnel itself, then closes the tunnel. Android's
 NetworkMonitor reads `generate_204` answered 200 with content, or 302, as a portal, and 403 as
-"no internet" (corporate-proxy-faults.md §6). TLS and other non-HTTP bytes (TeamViewer on 5938)
+"no internet" (AOSP frameworks/base, services/core/java/com/android/server/connectivity/
+NetworkMonitor.java, Android 7). TLS and other non-HTTP bytes (TeamViewer on 5938)
 pass untouched: the filter cannot read them.
 """
 

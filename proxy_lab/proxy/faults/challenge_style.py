@@ -30,8 +30,8 @@ class ChallengeStyle(Fault, name="challenge_style"):
             return dataclasses.replace(
                 answer, headers=headers, why=f"challenge_style 407_no_header: {answer.why}"
             )
-        # The envoy-based egress proxy in corporate-proxy-faults.md §1.3: an origin's 401, lower-case
-        # header names as envoy writes them, and a Bearer challenge a CONNECT client cannot answer.
+        # An envoy-based egress proxy's answer: an origin's 401, lower-case header names as envoy
+        # writes them, and a Bearer challenge a CONNECT client cannot answer.
         return Refusal(
             401,
             "Unauthorized",

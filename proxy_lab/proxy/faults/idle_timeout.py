@@ -1,4 +1,4 @@
-"""idle_timeout: tunnels quiet for too long are closed (corporate-proxy-faults.md row 29)."""
+"""idle_timeout: tunnels quiet for too long are closed, as a proxy's idle or read timeout closes them."""
 
 from __future__ import annotations
 

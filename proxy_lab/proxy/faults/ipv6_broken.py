@@ -1,4 +1,4 @@
-"""ipv6_broken: the proxy tries the target's IPv6 address first and it never answers (§8, row 27).
+"""ipv6_broken: the proxy tries the target's IPv6 address first and it never answers (no Happy Eyeballs, RFC 8305).
 
 Emulation, on loopback only: the "AAAA address" is a listener on [::1] whose accept queue is full
 (listen backlog 0 and one connection that is never accepted). Linux then drops every further SYN

@@ -1,4 +1,4 @@
-"""latency: a long link, a delay line each way (corporate-proxy-faults.md §9 and row 28: "delay line")."""
+"""latency: a long link, a delay line each way (shaping.py `DelayLine`)."""
 
 from __future__ import annotations
 

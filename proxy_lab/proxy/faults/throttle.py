@@ -1,4 +1,4 @@
-"""throttle: a slow link, a token bucket per tunnel and direction (corporate-proxy-faults.md §9, row 28)."""
+"""throttle: a slow link, a token bucket per tunnel and direction (shaping.py `TokenBucket`)."""
 
 from __future__ import annotations
 

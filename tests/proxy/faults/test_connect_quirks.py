@@ -8,7 +8,7 @@ from proxy_testkit import TIMEOUT_S, client, lab_proxy, run, upstream
 
 from proxy_lab.proxy import ProxyConfig, make_fault
 from proxy_lab.proxy.faults import Ctx
-from proxy_lab.proxy.server import ESTABLISHED
+from proxy_lab.proxy.responses import ESTABLISHED
 
 CTX = Ctx(("127.0.0.1", 50000), ("127.0.0.1", 3128), "distservp1.pb.com", 443)
 

@@ -73,3 +73,16 @@ def test_scoping_by_host_pattern_and_port() -> None:
 def test_integers_are_accepted_where_seconds_are_floats() -> None:
     fault = make_fault("dns_fail", {"delay_ms": 5})
     assert fault.delay_ms == 5  # type: ignore[attr-defined]
+
+
+def test_the_package_imports_every_fault_module_so_none_is_left_unregistered() -> None:
+    import pkgutil
+
+    from proxy_lab.proxy import faults
+
+    helpers = {"base", "httpsniff"}  # the framework and a scanner the faults share: no fault in them
+    on_disk = {m.name for m in pkgutil.iter_modules(faults.__path__)} - helpers
+    imported = {m.__name__.rsplit(".", 1)[1] for m in faults.FAULT_MODULES}
+    assert on_disk == imported  # a new fault module must be added to faults/__init__.py
+    for module in faults.FAULT_MODULES:  # and each registers at least one fault
+        assert any(cls.__module__ == module.__name__ for cls in FAULTS.values()), module.__name__

@@ -1,61 +1,46 @@
 """The plain tunnel: a CONNECT that no fault touches, set up and relayed on bare sockets.
 
-Issue 6 asks the lab proxy to set up tunnels as fast as tinyproxy, a C proxy with a thread per
-client. Most of what `LabProxy._serve` does per request exists for faults: a `Ctx`, the hook
-chains, a `Tunnel` with two `Flow`s whose stages may hold bytes back. When the proxy decides from
-the parsed head that none of that applies (`LabProxy._plain_target`: no fault in scope, credentials
-fine, an IP address known without waiting), the connection takes this path instead, on the
-sockets themselves, with no asyncio transport, protocol, task or future:
+`PlainTunnel` is the relay of the plain path (`proxy_lab.proxy.plainpath`, which decides what
+takes it and keeps its books). It runs on the plain path's thread (poller.py), on the sockets
+themselves, with no asyncio transport, protocol, task or future:
 
-    accept (listener.py: the proxy's own, with TCP_DEFER_ACCEPT, so woken once the head is in)
-    -> recv, parse, decide (`LabProxy._accept_plain`) -> non-blocking connect, which on loopback is
-    done when connect() returns -> `200 Connection established` -> each socket's reads relayed.
+    connect upstream, non-blocking (on loopback done when connect() returns; otherwise the poller
+    waits for it within the connect timeout) -> `200 Connection established` -> each socket's
+    reads relayed to the other.
 
-All of that runs inside the one handler that accepted the connection, on the poller's thread
-(poller.py), which blocks in `epoll_wait` on the plain path's own sockets. Each step that would
-wait waits in that epoll set instead: an upstream that has not answered yet (writable,
-within the connect timeout), a peer that reads slower than the other side sends (the sending side
-is not read until the write is done). Anything the plain path does not take (a head not
-complete in the first read, a fault, auth to answer, a name to resolve) is handed, with the bytes
-read so far, to a `ClientProtocol` and the general path, which answers as it always did; a head
-that arrives in pieces still reaches `PlainTunnel` through `serve_plain` once parsed.
+Each step that would wait waits in the poller's epoll set instead: an upstream that has not
+answered yet (writable), a peer that reads slower than the other side sends (the sending side is
+not read until the write is done). It relays with the general path's rules (RFC 9110 §9.3.6 close
+handling, a half-close passed on as a half-close, back-pressure). Per chunk it makes one recv, one
+send and one addition; its owner's byte counters are added to when the tunnel closes. Bulk
+transfers move to splice.py's threads. What the tunnel reports (opened, ended, a failed connect)
+goes to its `TunnelOwner`, on the same thread.
 
-It answers, logs and counts exactly what the general path does for the same request (the same
-`tunnel_open`/`tunnel_closed` records, `ProxyStats`, 503/504 as Squid's ERR_CONNECT_FAIL), relays
-with the same rules (RFC 9110 §9.3.6 close handling, a half-close passed on as a half-close,
-back-pressure). Per chunk it makes one recv, one send and one addition; the proxy-wide byte
-counters are added to when the tunnel closes. Bulk transfers move to splice.py's threads.
-
-Measured against the transport-based plain tunnel this replaces (asyncio Protocols on uvloop, a task
-per connection): about 20% more sequential setups per second and 25% more with 100 in flight on 2
-cores, from fewer event-loop iterations and system calls per setup (docs/performance.md).
+Measured against the transport-based plain tunnel this replaced (asyncio Protocols on uvloop, a
+task per connection): about 20% more sequential setups per second and 25% more with 100 in flight
+on 2 cores, from fewer event-loop iterations and system calls per setup (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import _socket
-import asyncio
 import contextlib
 import errno as errno_mod
 import functools
 import os
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from proxy_lab.proxy import splice
+import proxy_lab.proxy.splice as splice
 from proxy_lab.proxy.events import ConnectRequest
 from proxy_lab.proxy.poller import ERR, HUP, IN, OUT, Poller, Timer
-from proxy_lab.proxy.responses import squid_connect_fail
+from proxy_lab.proxy.records import ProxyStats
+from proxy_lab.proxy.responses import ESTABLISHED
 from proxy_lab.proxy.splice import SPLICE_AFTER_BYTES
+from proxy_lab.proxy.upstream import ConnectFailure
 from proxy_lab.resolver import Address
 
-if TYPE_CHECKING:
-    from proxy_lab.proxy.conn import ClientProtocol
-    from proxy_lab.proxy.records import ProxyStats
-    from proxy_lab.proxy.server import LabProxy
-
-ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
 _WOULD_BLOCK = (BlockingIOError, InterruptedError)
 _STREAM_NONBLOCK = socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0)  # Linux: no fcntl per socket
 _READ_EVENTS = IN | ERR | HUP
@@ -64,10 +49,32 @@ _READ_EVENTS = IN | ERR | HUP
 # non-blocking all the same.
 DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 
-# What a failed connect reports: the tunnel, errno, message, whether it was the connect timeout.
-OnFailure = Callable[["PlainTunnel", int, str, bool], None]
+# What a failed connect reports: the tunnel (its client still in `waiting`) and why.
+OnFailure = Callable[["PlainTunnel", ConnectFailure], None]
 # The client's socket and the bytes it sent after its head.
 Client = tuple[_socket.socket, bytes]
+
+
+class TunnelOwner(Protocol):
+    """What a plain tunnel reports to, on the poller's thread (`proxy_lab.proxy.plainpath.PlainPath`)."""
+
+    stats: ProxyStats  # counters written on the poller's thread only
+    connect_timeout_s: float
+
+    def track(self, tunnel: PlainTunnel) -> None:
+        """The tunnel holds sockets from now on (an abort must reach it)."""
+
+    def untrack(self, tunnel: PlainTunnel) -> None:
+        """The tunnel holds no socket any more, and never opened."""
+
+    def opened(self, tunnel: PlainTunnel) -> None:
+        """The tunnel answered 200 and relays."""
+
+    def ended(self, tunnel: PlainTunnel) -> None:
+        """Both sides of an opened tunnel are closed; `moved` and `why_closed` are final."""
+
+    def dropped(self, tunnel: PlainTunnel, failure: ConnectFailure) -> None:
+        """The tunnel was aborted while it connected: close its client (in `waiting`) unanswered."""
 
 
 class _Direction:
@@ -140,18 +147,19 @@ class _Direction:
 
 
 class PlainTunnel:
-    """One plain tunnel: connects upstream, answers 200, relays. Its bookkeeping is LabProxy's."""
+    """One plain tunnel: connects upstream, answers 200, relays. Its bookkeeping is its owner's."""
 
     __slots__ = (
-        "address", "client", "closed", "connect_failed", "connect_timer", "done", "down", "moved", "opened", "peer",
-        "poller", "proxy", "request", "splice_ok", "spliced", "stats", "up", "upstream", "user", "waiting",
-        "why_closed",
+        "address", "client", "closed", "connect_failed", "connect_timer", "down", "moved", "opened", "owner", "peer",
+        "poller", "request", "splice_ok", "spliced", "stats", "up", "upstream", "user", "waiting", "why_closed",
     )  # fmt: skip
 
-    def __init__(self, proxy: LabProxy, poller: Poller, request: ConnectRequest, user: str | None, peer: Address) -> None:
-        self.proxy = proxy
+    def __init__(
+        self, owner: TunnelOwner, poller: Poller, request: ConnectRequest, user: str | None, peer: Address
+    ) -> None:
+        self.owner = owner
         self.poller = poller
-        self.stats: ProxyStats = proxy.stats
+        self.stats = owner.stats
         self.request = request
         self.user = user
         self.peer = peer  # the client's address, for the log records
@@ -163,7 +171,6 @@ class PlainTunnel:
         self.address: Address | None = None  # the upstream's
         self.opened = self.closed = False
         self.why_closed = ""
-        self.done: asyncio.Future[None] | None = None  # made on demand (LabProxy.stop waits on it)
         self.splice_ok = splice.AVAILABLE  # may still move to splice.py's threads
         self.spliced: splice.SplicedPair | None = None
         self.waiting: Client | None = None  # the client, until the upstream answered
@@ -193,10 +200,10 @@ class PlainTunnel:
             sock = _socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, _STREAM_NONBLOCK)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as exc:
-            self._failed(exc.errno or 0, exc.strerror or str(exc))
+            self._failed(ConnectFailure.of(address, exc))
             return
         self.upstream = sock
-        self.proxy._tunnels.add(self)  # known to stop() from here on
+        self.owner.track(self)  # an abort reaches it from here on
         code = sock.connect_ex((host, port))
         if code == errno_mod.EINPROGRESS:
             try:
@@ -204,11 +211,11 @@ class PlainTunnel:
             except OSError:
                 # Still connecting, or refused: the poller reports either at once.
                 self.poller.register(sock.fileno(), OUT, self._connect_done)
-                self.connect_timer = self.poller.call_later(self.proxy.config.connect_timeout_s, self.connect_timed_out)
+                self.connect_timer = self.poller.call_later(self.owner.connect_timeout_s, self.connect_timed_out)
                 return
             code = 0
         if code:
-            self._failed(code, os.strerror(code))
+            self._failed(ConnectFailure(address, code, os.strerror(code)))
         else:
             self._open(False)
 
@@ -221,7 +228,8 @@ class PlainTunnel:
         code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if code:
             self.poller.unregister(sock.fileno())
-            self._failed(code, os.strerror(code))
+            assert self.address is not None
+            self._failed(ConnectFailure(self.address, code, os.strerror(code)))
         else:
             self._open(True)
 
@@ -230,19 +238,18 @@ class PlainTunnel:
         self.connect_timer = None
         if self.upstream is not None:
             self.poller.unregister(self.upstream.fileno())
-        timeout = self.proxy.config.connect_timeout_s
-        self._failed(errno_mod.ETIMEDOUT, f"Connection timed out after {timeout:g} s", timed_out=True)
+        assert self.address is not None
+        self._failed(ConnectFailure.timeout(self.address, self.owner.connect_timeout_s))
 
-    def _failed(self, code: int, message: str, *, timed_out: bool = False) -> None:
+    def _failed(self, failure: ConnectFailure) -> None:
         if self.upstream is not None:
             self.upstream.close()
             self.upstream = None
         self.closed = True
-        self.proxy._tunnels.discard(self)
-        self._set_done()
+        self.owner.untrack(self)
         on_failure, self.connect_failed = self.connect_failed, None
         if on_failure is not None:
-            on_failure(self, code, message, timed_out)
+            on_failure(self, failure)
         self.waiting = None
 
     def _open(self, watched: bool) -> None:
@@ -265,7 +272,7 @@ class PlainTunnel:
         self.up = up = _Direction(self, client, upstream, "client")
         self.down = down = _Direction(self, upstream, client, "upstream")
         self.opened = True
-        self.proxy._plain_opened(self)
+        self.owner.opened(self)
         poller = self.poller
         poller.register(up.src_fd, IN, up.readable)
         if watched:
@@ -372,10 +379,8 @@ class PlainTunnel:
             if self.connect_timer is not None:
                 self.connect_timer.cancel()
                 self.connect_timer = None
-            self.connect_failed = None  # nobody is left to answer
-            if self.waiting is not None:
-                self.waiting[0].close()
-            self._failed(errno_mod.ECONNABORTED, "proxy stopping")
+            self.connect_failed = self.owner.dropped  # nobody is left to answer: the client is closed
+            self._failed(ConnectFailure(self.address or ("", 0), errno_mod.ECONNABORTED, "proxy stopping"))
             return
         self.close("proxy stopping")
 
@@ -388,24 +393,7 @@ class PlainTunnel:
         stats = self.stats  # counted once, at the end (ProxyStats is read after tunnels close)
         stats.bytes_client_to_upstream += moved[0]
         stats.bytes_upstream_to_client += moved[1]
-        self.proxy._plain_closed(self)
-        if self.done is not None:
-            self._set_done()
-
-    def _set_done(self) -> None:
-        if self.done is not None:
-            self.poller.to_loop(_resolve, self.done)
-
-    def wait_closed(self) -> asyncio.Future[None]:
-        """A future done once both sides are closed (for LabProxy.stop; on the event loop's thread)."""
-        if self.done is None:
-            self.done = self.poller.loop.create_future()
-            self.poller.call(self._done_if_closed)  # it may have closed before it had a future
-        return self.done
-
-    def _done_if_closed(self) -> None:
-        if self.closed and self.spliced is None:
-            self._set_done()
+        self.owner.ended(self)
 
     # -- bulk ---------------------------------------------------------------------------------------
     def splice(self) -> None:
@@ -423,11 +411,12 @@ class PlainTunnel:
         for sock in (self.client, self.upstream):
             self.poller.unregister(sock.fileno())
         client_fd, upstream_fd = self.client.detach(), self.upstream.detach()  # the threads own them now
-        self.closed = True  # for the event loop; the threads report the end
-        self.spliced = splice.SplicedPair(self.poller.loop, client_fd, upstream_fd, (True, True), self._spliced_done)
+        self.closed = True  # nothing more happens here; the threads report the end
+        self.spliced = splice.SplicedPair(client_fd, upstream_fd, (True, True), self.poller.call, self._spliced_done)
         self.spliced.start()
 
     def _spliced_done(self, up: int, down: int, why: str) -> None:
+        """The threads are done (on the poller's thread): count what they moved, then end."""
         assert self.up is not None and self.down is not None
         self.up.moved += up
         self.down.moved += down
@@ -435,56 +424,3 @@ class PlainTunnel:
         self.spliced = None
         self._ended()
 
-
-def _resolve(done: asyncio.Future[None]) -> None:
-    if not done.done():
-        done.set_result(None)
-
-
-async def serve_plain(
-    proxy: LabProxy, conn: ClientProtocol, request: ConnectRequest, user: str | None, address: Address
-) -> None:
-    """The handler of a connection whose first head, parsed by its `ClientProtocol`, routes to
-    `address` with no fault involved: the tunnel takes the client's socket over and connects on the
-    poller's thread; a failed connect is answered on this socket by the general path (503, or 504 on
-    the connect timeout), as for a connection the plain path accepted itself."""
-    poller = proxy._poller
-    assert poller is not None
-    try:
-        if conn.lost or conn.transport is None or conn.transport.is_closing():
-            proxy._conn_done(conn)
-            return
-        client = _take_socket(conn)
-    except Exception:
-        proxy._handler_failed(conn)
-        proxy._conn_done(conn)
-        return
-    proxy._conns.discard(conn)  # the tunnel counts the connection's end from here on
-    tunnel = PlainTunnel(proxy, poller, request, user, conn.peer)
-    poller.call(tunnel.connect, address, client, proxy._plain_refused)
-
-
-def _take_socket(conn: ClientProtocol) -> tuple[socket.socket, bytes]:
-    """The client's socket out of its transport (a duplicate; the transport is dropped), and the bytes
-    it sent after its head."""
-    transport, leftover, _eof = conn.detach()  # a FIN already read is read again from the socket
-    fd = os.dup(transport.get_extra_info("socket").fileno())
-    transport.abort()  # closes its descriptor only: the connection lives on in the duplicate
-    sock = socket.socket(fileno=fd)
-    sock.setblocking(False)
-    return sock, leftover
-
-
-async def refuse_connect(
-    proxy: LabProxy, conn: ClientProtocol, request: ConnectRequest, address: Address, code: int, message: str,
-    *, timed_out: bool = False,
-) -> None:  # fmt: skip
-    """Answer a CONNECT whose upstream did not answer as Squid does (ERR_CONNECT_FAIL: 503, 504 on a timeout)."""
-    ctx = proxy._new_ctx(conn, request.host, request.port)
-    ctx.request = request
-    host, port = address
-    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    refusal = squid_connect_fail(
-        ctx.authority, shown, errno=code, message=message, timeout=timed_out, server="proxy-lab"
-    )
-    await proxy._refuse(conn, ctx, refusal)
