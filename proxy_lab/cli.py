@@ -17,7 +17,16 @@ import sys
 from collections.abc import Callable
 
 from proxy_lab import check, export, lint, matrix, run_command
-from proxy_lab.cliargs import EXIT_NOT_MET, EXIT_OK, EXIT_USAGE, FORMATS, certs_dir, parse_fault
+from proxy_lab.cliargs import (
+    EXIT_NOT_MET,
+    EXIT_OK,
+    EXIT_USAGE,
+    FORMATS,
+    certs_dir,
+    parse_fault,
+    parse_listen,
+    parse_user,
+)
 from proxy_lab.errors import ConfigError
 from proxy_lab.serve import command as serve_command
 
@@ -25,20 +34,6 @@ __all__ = ["COMMAND_MODULES", "EXIT_NOT_MET", "EXIT_OK", "EXIT_USAGE", "FORMATS"
 
 # Every command that is a module of its own: each has add_parser(sub), which sets its handler.
 COMMAND_MODULES = (run_command, check, lint, matrix, export, serve_command)
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"--listen {value!r}: expected HOST:PORT, e.g. 127.0.0.1:3128")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def parse_user(value: str) -> tuple[str, str]:
-    name, sep, password = value.partition(":")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"--user {value!r}: expected NAME:PASSWORD")
-    return name, password
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,6 +33,20 @@ def certs_dir(args: argparse.Namespace) -> Path:
     return Path(args.certs) if args.certs else Path(os.environ.get("PROXY_LAB_CERTS", "certs"))
 
 
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"--listen {value!r}: expected HOST:PORT, e.g. 127.0.0.1:3128")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def parse_user(value: str) -> tuple[str, str]:
+    name, sep, password = value.partition(":")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"--user {value!r}: expected NAME:PASSWORD")
+    return name, password
+
+
 def parse_fault(value: str) -> tuple[str, dict[str, Any]]:
     """`name` or `name:key=value,key=value` (values parsed as TOML scalars or lists)."""
     import tomllib

@@ -29,7 +29,7 @@ def _interval(value: str) -> float:
 
 
 def add_parser(sub: Any) -> None:
-    from proxy_lab.cli import parse_fault, parse_listen, parse_user
+    from proxy_lab.cliargs import parse_fault, parse_listen, parse_user
 
     p = sub.add_parser(
         "serve",
