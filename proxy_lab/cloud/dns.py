@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import cast
 
 from dnslib import QTYPE, RCODE, RR, A, DNSError, DNSRecord
+from dnslib.label import DNSLabelError
 
 from proxy_lab.cloud.conn import Connections, StreamConnection
 from proxy_lab.cloud.state import CloudState
@@ -47,7 +48,7 @@ class DnsZone:
         reply = query.reply()
         if len(query.questions) != 1:
             reply.header.rcode = RCODE.FORMERR  # RFC 9619: QDCOUNT must be 1
-            return bytes(reply.pack())
+            return _packed(reply)
         question = query.questions[0]
         name = _norm(str(question.qname))
         self.state.dns_queries[name] += 1
@@ -60,7 +61,16 @@ class DnsZone:
         elif question.qtype in (QTYPE.A, QTYPE.ANY):
             reply.add_answer(RR(question.qname, QTYPE.A, rdata=A(self.address), ttl=TTL_S))
         # any other type of a known name: NOERROR without records (NODATA, RFC 2308 §2.2)
+        return _packed(reply)
+
+
+def _packed(reply: DNSRecord) -> bytes | None:
+    """The reply's bytes, or None (drop) when dnslib will not write what it read: a name with a label
+    over 63 octets (RFC 1035 §2.3.4) parses but cannot be packed back into the question section."""
+    try:
         return bytes(reply.pack())
+    except (DNSError, DNSLabelError):  # dnslib's label error is not a DNSError
+        return None
 
 
 class DnsUdp(asyncio.DatagramProtocol):
