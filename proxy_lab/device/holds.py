@@ -35,6 +35,7 @@ async def hold_quiet(stream: Stream, transcript: Transcript, hold_s: float, *, w
     got = bytearray()
     # Each read waits less than the stream's own read timeout, so a long hold is not a timeout.
     step = max(min(read_timeout_s * SLICE_FRACTION, 30.0), 0.01)
+    stream.expected = f"{what} open until its keep-alive"
     while (left := hold_s - (time.monotonic() - started)) > 0:
         stream.during = f"while holding {what} quiet ({time.monotonic() - started:.1f} s into a {hold_s:g} s hold)"
         try:
