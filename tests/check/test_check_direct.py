@@ -34,10 +34,10 @@ def test_check_lab_direct_exits_0_and_says_it_checked_without_a_proxy(
 def test_a_firewall_that_drops_5938_is_named_with_the_port(
     proxy_lab_certs_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out = check(proxy_lab_certs_dir, capsys, "--direct", "--fault", "drop_ports:ports=[5938]")
+    _, out = check(proxy_lab_certs_dir, capsys, "--direct", "--fault", "drop_ports:ports=[5938]")
     assert "firewall: TCP connections silently dropped" in out
     assert "allow outgoing TCP from the meter to port 5938 on the site firewall" in out
-    code, out = check(proxy_lab_certs_dir, capsys, "--direct", "--fault", "drop_ports:ports=[5938]", "--format", "json")
+    _, out = check(proxy_lab_certs_dir, capsys, "--direct", "--fault", "drop_ports:ports=[5938]", "--format", "json")
     found = findings(out)
     assert list(found) == ["fw_drop"], found  # dropped, not rejected: the connect got no answer
     assert found["fw_drop"]["endpoints"] == ["tcp://master3.teamviewer.com:5938/"]

@@ -5,27 +5,18 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from device_testkit import Conn, Handler, Server, ep, http_origin, make_device, relay, response, run
+from device_testkit import Conn, Handler, ep, http_origin, probe_through_relay, response, run
 
-from proxy_lab.catalog import Endpoint
 from proxy_lab.device.holds import MTALK_PING, MTALK_PONG
-from proxy_lab.outcomes import Outcome, Result
+from proxy_lab.outcomes import Outcome
 from proxy_lab.pki import PKI
 from proxy_lab.protocol import messages as msg
-from proxy_lab.resolver import MapResolver
 
 UPLOAD = ep("upload", "https://pbdlsp1.pb.com/upload")
 MTALK = ep("mtalk", "tcp://mobile-gtalk.l.google.com:5228")
 
 
-async def _probe(pki: PKI, tmp_path: Path, endpoint: Endpoint, origin: Handler, **settings: object) -> Result:
-    resolver = MapResolver()
-    ctx = pki.server_context(endpoint.host) if endpoint.transport == "tls" else None
-    async with Server(origin, ctx) as o:
-        resolver.add(endpoint.host, endpoint.port, o.address)
-        async with Server(relay(resolver)) as proxy:
-            with make_device(pki, resolver, tmp_path, proxy.address, **settings) as d:
-                return await d.probe(endpoint)
+_probe = probe_through_relay
 
 
 def _sink(counted: int | None = None) -> Handler:

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from device_testkit import Conn, Handler, Server, ep, http_origin, make_device, relay, response, run
+from device_testkit import (
+    Conn,
+    Handler,
+    ep,
+    http_origin,
+    make_device,
+    probe_through_relay,
+    response,
+    run,
+)
 
-from proxy_lab.catalog import Endpoint
 from proxy_lab.device import Device
-from proxy_lab.outcomes import Outcome, Result
+from proxy_lab.outcomes import Outcome
 from proxy_lab.pki import PKI
 from proxy_lab.protocol import messages as msg
 from proxy_lab.resolver import MapResolver
@@ -23,25 +29,7 @@ def _path(head: bytes) -> str:
     return head.split(b" ", 2)[1].decode()
 
 
-async def _probe(
-    pki: PKI,
-    tmp_path: Path,
-    endpoint: Endpoint,
-    origin: Handler,
-    *,
-    device: Callable[[Device], Awaitable[Any]] | None = None,
-    **settings: Any,
-) -> Result:
-    """Probe `endpoint` through a trivial relay to `origin` (TLS with a PB-signed certificate for https)."""
-    resolver = MapResolver()
-    ctx = pki.server_context(endpoint.host) if endpoint.transport == "tls" else None
-    async with Server(origin, ctx) as o:
-        resolver.add(endpoint.host, endpoint.port, o.address)
-        async with Server(relay(resolver)) as proxy:
-            with make_device(pki, resolver, tmp_path, proxy.address, **settings) as d:
-                if device is not None:
-                    await device(d)
-                return await d.probe(endpoint)
+_probe = probe_through_relay
 
 
 # -- signed downloads -----------------------------------------------------------------------------------
