@@ -10,7 +10,9 @@ firewall's rules do:
 - `reset_ports`: a port bound but not listening, so the kernel answers the SYN with a TCP reset
   (a firewall's REJECT with tcp-reset: the meter sees "connection refused");
 - `dns_tcp` / `dns_udp`: the same for the meter's DNS to 8.8.8.8:53 over TCP (drop or reset) and
-  UDP (drop: the datagram is read and never answered).
+  UDP (drop: the datagram is read and never answered);
+- `tls_intercept`: port 443 reaches a transparent appliance that re-signs TLS with the lab's
+  corporate inspection CA (`proxy_lab.firewall_tls`).
 
 `FirewallRules.from_faults` reads the rules from `--fault` items and rejects bad ones with the fault,
 the key and what was expected. `LabFirewall.resolver` maps the catalog's (host, port) to the
@@ -28,6 +30,8 @@ from types import TracebackType
 from typing import Any, Literal
 
 from proxy_lab.errors import ConfigError
+from proxy_lab.firewall_tls import InterceptingFront
+from proxy_lab.pki import PKI
 from proxy_lab.resolver import Address, MapResolver
 from proxy_lab.tasks import create_task
 
@@ -41,6 +45,7 @@ FIREWALL_FAULTS: dict[str, tuple[dict[str, Any], str]] = {
     "reset_ports": ({"ports": [5938]}, "TCP connections to these ports are rejected with a TCP reset"),
     "dns_tcp": ({"action": "reset"}, "DNS over TCP to 8.8.8.8:53 is blocked: action 'reset' or 'drop'"),
     "dns_udp": ({"action": "drop"}, "DNS over UDP to 8.8.8.8:53 is dropped: action 'drop'"),
+    "tls_intercept": ({}, "TLS to port 443 is re-signed by a transparent appliance (the lab's corporate inspection CA)"),
 }
 
 
@@ -56,6 +61,7 @@ class FirewallRules:
     reset_ports: frozenset[int] = frozenset()
     dns_tcp: Literal["allow", "drop", "reset"] = "allow"
     dns_udp: Literal["allow", "drop"] = "allow"
+    tls_intercept: bool = False
     names: tuple[str, ...] = field(default=(), compare=False)  # the faults it was made from, for the report
 
     def __post_init__(self) -> None:
@@ -76,6 +82,7 @@ class FirewallRules:
         reset: set[int] = set()
         dns: dict[str, str] = {"dns_tcp": "allow", "dns_udp": "allow"}
         names: list[str] = []
+        intercept = False
         for name, given in faults:
             if name not in FIREWALL_FAULTS:
                 raise ConfigError(
@@ -95,12 +102,14 @@ class FirewallRules:
                         "(port 53: use dns_tcp or dns_udp)"
                     )
                 (drop if name == "drop_ports" else reset).update(ports)
+            elif name == "tls_intercept":
+                intercept = True
             else:
                 allowed = ("reset", "drop") if name == "dns_tcp" else ("drop",)
                 if settings["action"] not in allowed:
                     raise ConfigError(f"--fault {name}: action={settings['action']!r}; expected one of {list(allowed)}")
                 dns[name] = settings["action"]
-        return cls(frozenset(drop), frozenset(reset), dns["dns_tcp"], dns["dns_udp"], tuple(names))  # type: ignore[arg-type]
+        return cls(frozenset(drop), frozenset(reset), dns["dns_tcp"], dns["dns_udp"], intercept, tuple(names))  # type: ignore[arg-type]
 
 
 class _UdpDrop(asyncio.DatagramProtocol):
@@ -146,8 +155,12 @@ class LabFirewall:
     """The firewall in front of a lab cloud: `async with LabFirewall(rules, lab.resolver) as fw:`,
     then give the meter `fw.resolver`."""
 
-    def __init__(self, rules: FirewallRules, upstream: MapResolver, host: str = "127.0.0.1") -> None:
+    def __init__(self, rules: FirewallRules, upstream: MapResolver, host: str = "127.0.0.1", pki: PKI | None = None) -> None:
+        if rules.tls_intercept and pki is None:
+            raise ConfigError("firewall: tls_intercept needs the lab's PKI (its corporate inspection CA)")
         self.rules = rules
+        self.pki = pki
+        self._intercepting: list[InterceptingFront] = []
         self.upstream = upstream
         self.host = host
         self.resolver = MapResolver()
@@ -172,6 +185,8 @@ class LabFirewall:
                 abort_clients()
         for t in self._udp:
             t.close()
+        for front in self._intercepting:
+            front.close()
         for s in self._sockets:
             s.close()
         self._servers, self._udp, self._sockets = [], [], []
@@ -217,6 +232,14 @@ class LabFirewall:
         self._servers.append(server)
         return server.sockets[0].getsockname()[:2]
 
+    async def _intercept(self, upstream: Address) -> Address:
+        assert self.pki is not None
+        front = InterceptingFront(self.pki, upstream, _pump)
+        self._intercepting.append(front)
+        server = await asyncio.start_server(front.handle, self.host, 0, ssl=front.listener_context())
+        self._servers.append(server)
+        return server.sockets[0].getsockname()[:2]
+
     async def _dns_front(self, upstream: Address) -> Address:
         """One port for both ways of DNS: UDP relayed or dropped, TCP relayed, dropped or reset."""
         loop = asyncio.get_running_loop()
@@ -250,9 +273,12 @@ class LabFirewall:
             else:
                 action = self.rules.action(port)
                 key = (action, upstream if action == "allow" else ("", 0))
+                if action == "allow" and port == 443 and self.rules.tls_intercept:
+                    key = ("intercept", upstream)
                 if key not in fronts:
                     fronts[key] = (
-                        await self._relay_to(upstream) if action == "allow"
+                        await self._intercept(upstream) if key[0] == "intercept"
+                        else await self._relay_to(upstream) if action == "allow"
                         else self._black_hole() if action == "drop" else self._closed_port()
                     )  # fmt: skip
             self.resolver.add(host, port, fronts[key])

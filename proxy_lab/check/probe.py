@@ -234,7 +234,7 @@ async def _lab_path(
     if direct:
         from proxy_lab.firewall import FirewallRules, LabFirewall
 
-        async with LabFirewall(FirewallRules.from_faults(faults), lab.resolver) as firewall:
+        async with LabFirewall(FirewallRules.from_faults(faults), lab.resolver, pki=lab.pki) as firewall:
             yield None, firewall.resolver, f"no proxy: the meter connects directly, through the lab firewall{named}"
         return
     from proxy_lab.scenarios import FaultSpec, ProxySpec

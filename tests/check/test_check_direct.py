@@ -118,3 +118,15 @@ def test_bad_direct_hold_and_upload_input_is_said_in_one_line(
     if err[0].startswith("usage:"):  # argparse's own errors: the usage, then the one line that says why
         err = err[-1:]
     assert len(err) == 1 and needle in err[-1] and "Traceback" not in err[-1], err
+
+
+def test_tls_re_signed_by_a_transparent_appliance_is_named_with_its_issuer(
+    proxy_lab_certs_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out = check(proxy_lab_certs_dir, capsys, "--direct", "--fault", "tls_intercept", "--format", "json")
+    found = findings(out)
+    assert "fw_tls" in found and "Corp Inspection CA" in str(found["fw_tls"]["remedy"]), found
+    # Negative control: a meter that trusted the appliance's CA would pass through the very same path.
+    corp_ca = proxy_lab_certs_dir / "corp-ca.pem"
+    code, out = check(proxy_lab_certs_dir, capsys, "--direct", "--fault", "tls_intercept", "--trust", str(corp_ca), "--format", "json")
+    assert code == 0 and findings(out) == {}, findings(out)
