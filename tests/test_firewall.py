@@ -62,9 +62,15 @@ async def _through(rules: FirewallRules) -> dict[str, str]:
     server = await asyncio.start_server(_echo, "127.0.0.1", 0)
     addr = server.sockets[0].getsockname()[:2]
     loop = asyncio.get_running_loop()
-    udp, _ = await loop.create_datagram_endpoint(_UdpEcho, local_addr=("127.0.0.1", 0))
-    dns = udp.get_extra_info("sockname")[:2]
-    dns_tcp = await asyncio.start_server(_echo, "127.0.0.1", dns[1])
+    for _ in range(20):  # a port free for both UDP and TCP, as the cloud's DNS listener takes
+        udp, _ = await loop.create_datagram_endpoint(_UdpEcho, local_addr=("127.0.0.1", 0))
+        dns = udp.get_extra_info("sockname")[:2]
+        try:
+            dns_tcp = await asyncio.start_server(_echo, "127.0.0.1", dns[1])
+        except OSError:
+            udp.close()
+            continue
+        break
     upstream = MapResolver()
     for port in (443, 5938, 5228):
         upstream.add("h.example", port, addr)
