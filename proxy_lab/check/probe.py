@@ -1,11 +1,15 @@
-"""The field check's probes: the meter's traffic profile through a proxy, one Result per endpoint.
+"""The field check's probes: the meter's traffic profile through a proxy (or none), one Result per endpoint.
 
 `run_check` probes every catalog endpoint through the proxy as the device does (CONNECT; TLS with SNI
-verified against the chosen trust; a GET inside plain-HTTP tunnels; a TCP open for 5938), plus the
-meter's direct DNS queries to 8.8.8.8 over UDP and TCP, measures bandwidth, and summarizes
-(`proxy_lab.check.verdict`). With `lab_faults` it checks the lab instead: the lab target's proxy
-(`LabTarget.serve`, the same proxy a scenario runs on) with those faults, in front of the cloud, with
-the lab's trust. Probes go only to the proxy named (and, in lab mode, only to loopback).
+verified against the chosen trust; a GET inside plain-HTTP tunnels; 5938 and 5228 held open for
+`hold_s`), plus the meter's direct DNS queries to 8.8.8.8 over UDP and TCP, times the bandwidth both
+ways (down: a download; up: a POST to the lab cloud's sink or `upload_url`), and summarizes
+(`proxy_lab.check.verdict`) into a `FieldCheckReport`. With `lab_faults` it checks the lab instead:
+the lab target's proxy (`LabTarget.serve`, the same proxy a scenario runs on) with those faults, in
+front of the cloud, with the lab's trust. With `direct` there is no proxy: every endpoint is opened
+directly (in the lab through `proxy_lab.firewall`, whose rules are then the `lab_faults`), and the
+findings are said in firewall terms (`proxy_lab.check.firewall_causes`). Probes go only to the proxy
+named, or with `direct` to the guide's hosts (and, in lab mode, only to loopback).
 """
 
 from __future__ import annotations
