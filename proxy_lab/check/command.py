@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from proxy_lab.catalog import MODELS, load_catalog
+from proxy_lab.check.direct import add_direct_options, cmd_check_direct, wants_direct_command
 from proxy_lab.check.probe import run_check
 from proxy_lab.check.render import render
 from proxy_lab.cliargs import EXIT_USAGE, parse_fault, write_output
@@ -55,6 +56,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--dns-server", type=_dns_server_arg, default=None, metavar="IP[:PORT]",
                    help="send the meter's direct DNS probes here instead of 8.8.8.8:53")  # fmt: skip
     p.add_argument("--bandwidth-url", metavar="URL", help="a large file to download through the proxy to measure bandwidth")
+    add_direct_options(p)
     p.add_argument("--format", choices=("terminal", "json", "markdown"), default="terminal")
     p.add_argument("--output", "-o", metavar="PATH")
     p.set_defaults(handler=cmd_check)
@@ -66,6 +68,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from proxy_lab.targets.url import parse_proxy_url
 
+    if wants_direct_command(args):
+        return cmd_check_direct(args)
     if not args.lab and not args.proxy:
         raise ConfigError("check: give --proxy http://[user:pass@]host:port (or --lab to try the lab)")
     if args.fault and not args.lab:

@@ -7,7 +7,8 @@ error line (TeamViewer) or nothing (mtalk), then the connection is closed.
 - TeamViewer (docs/cloud-protocol.md): `\\x17\\x24HELLO <meter>\\n` -> `\\x17\\x24OK <session>\\n`,
   then each `\\x17\\x24PING\\n` -> `\\x17\\x24PONG\\n`. The session is held open between pings,
   so a proxy's idle timeout shows as a cut session.
-- mtalk: `MTALK HELLO\\n` -> `MTALK OK\\n`; the connection then stays open until the client closes.
+- mtalk: `MTALK HELLO\\n` -> `MTALK OK\\n`, then each keep-alive `MTALK PING\\n` -> `MTALK PONG\\n`;
+  the connection stays open between them until the client closes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from proxy_lab.cloud.state import CloudState
 from proxy_lab.protocol import messages as msg
 
 MAX_LINE = 256
+MTALK_PING = b"MTALK PING\n"  # the keep-alive a held mtalk session sends (docs/cloud-protocol.md)
+MTALK_PONG = b"MTALK PONG\n"
 
 
 class LineSession:
@@ -86,7 +89,7 @@ class TeamViewerSession(LineSession):
 
 
 class MtalkSession(LineSession):
-    """5228: one HELLO answered OK; any further line ends the connection."""
+    """5228: one HELLO answered OK, then keep-alive PINGs answered PONG; any other line ends it."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -96,6 +99,8 @@ class MtalkSession(LineSession):
         if not self.greeted and line == msg.MTALK_HELLO:
             self.greeted = True
             return msg.MTALK_OK, False
+        if self.greeted and line == MTALK_PING:
+            return MTALK_PONG, False
         return b"", True
 
 

@@ -25,6 +25,16 @@ Handler = Callable[[Request, str], Answer]
 XML = "application/xml; charset=utf-8"
 HTML = "text/html; charset=utf-8"
 OCTETS = "application/octet-stream"
+# The upload sink: on every download host, `POST /upload` with any body is read, discarded and
+# answered `200 text/plain` `SINK OK bytes=<n>`, so the device can time an upload (the guide's
+# floor is "384 kbps (upstream and downstream)"). Bodies up to the wire's 1 MiB limit.
+SINK_PATH = "/upload"
+
+
+def sink_answer(n: int) -> bytes:
+    """The sink's answer to a POST of `n` body bytes."""
+    return f"SINK OK bytes={n}".encode()
+
 # Exchanges the cloud answers over HTTP; the others are raw TCP or DNS.
 HTTP_EXCHANGES = frozenset(
     {
@@ -126,6 +136,8 @@ class CloudApp:
                 routes[msg.signature_path(base + key)] = Route(
                     exchange, ("GET",), self._file_handler(key, signature=True)
                 )
+            if exchange == "download":
+                routes[base + SINK_PATH] = Route("upload_sink", ("POST",), self._sink)
             return routes
         handlers: dict[str, tuple[str, Handler]] = {
             "authenticate": ("POST", self._authenticate),
@@ -228,6 +240,10 @@ class CloudApp:
             return Response(200, signed.corrupt if self.state.corrupt_downloads else signed.data, OCTETS)
 
         return serve
+
+    def _sink(self, request: Request, host: str) -> Answer:
+        self.state.uploads["upload_sink"] += 1
+        return Response(200, sink_answer(len(request.body)), "text/plain; charset=utf-8")
 
     # -- pages ----------------------------------------------------------------------------------
     def _page(self, request: Request, host: str) -> Answer:

@@ -22,6 +22,7 @@ from proxy_lab.device.journal import Journal
 from proxy_lab.device.settings import DeviceSettings
 from proxy_lab.device.transcript import Transcript
 from proxy_lab.device.transport import Link, open_stream
+from proxy_lab.device.upload import upload
 from proxy_lab.device.wire import Stream, errno_name
 from proxy_lab.device.workflows import EXCHANGES, Exchange
 from proxy_lab.outcomes import Evidence, Outcome, Result
@@ -154,7 +155,7 @@ class Device:
                 setups.append(link.setup_s)
             return stream
 
-        exchange = EXCHANGES.get(endpoint.exchange)
+        exchange = upload if endpoint.exchange == "upload" else EXCHANGES.get(endpoint.exchange)
         if exchange is None:
             raise ValueError(f"{endpoint.url}: no exchange {endpoint.exchange!r} in the device")
         x = Exchange(endpoint, s, self.journal, self._public_key, evidence, transcript, opener)

@@ -60,6 +60,8 @@ class DeviceSettings:
     min_kbps: int = 384  # the guide's floor: "a minimum network bandwidth of 384 kbps"
     slow_setup_s: float = 3.0  # a CONNECT that succeeds only after this long is degraded
     teamviewer_hold_s: float = 0.5  # how long the TeamViewer session is held idle before a ping
+    mtalk_hold_s: float = 0.0  # how long the mtalk session is held idle before a keep-alive (0: none)
+    upload_bytes: int = 48 * 1024  # the body the upload exchange POSTs to time the upstream way
     max_auth_attempts: int = 2  # most CONNECT requests sent for one endpoint while the proxy answers 407
     # Android's OkHttp sends Proxy-Authorization only after a 407 whose challenge offers Basic
     # (AuthenticatorAdapter, RealConnection.createTunnel); True sends it with the first CONNECT.
@@ -72,16 +74,17 @@ class DeviceSettings:
         for name in ("connect_timeout_s", "read_timeout_s", "slow_setup_s", "max_probe_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"device setting {name} must be > 0, got {getattr(self, name)!r}")
-        if self.teamviewer_hold_s < 0:
-            raise ConfigError(
-                f"device setting teamviewer_hold_s must be >= 0, got {self.teamviewer_hold_s!r}"
-            )
+        for name in ("teamviewer_hold_s", "mtalk_hold_s"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"device setting {name} must be >= 0, got {getattr(self, name)!r}")
         if self.concurrency < 1:
             raise ConfigError(f"device setting concurrency must be >= 1, got {self.concurrency!r}")
         if self.max_auth_attempts < 1:
             raise ConfigError(
                 f"device setting max_auth_attempts must be >= 1, got {self.max_auth_attempts!r}"
             )
+        if not 0 < self.upload_bytes <= 1024 * 1024 * 1024:
+            raise ConfigError(f"device setting upload_bytes must be 1..1073741824, got {self.upload_bytes!r}")
         if self.min_kbps < 0:
             raise ConfigError(f"device setting min_kbps must be >= 0, got {self.min_kbps!r}")
         if not self.meter_id:

@@ -9,7 +9,6 @@ probe with ProbeFailed: origin 4xx/5xx is refused, a failed signature or semanti
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from proxy_lab.catalog import Endpoint
 from proxy_lab.device.classify import CheckFailed, OriginAnswer, ProbeFailed, Worked, classify, page_title
 from proxy_lab.device.client import HttpAnswer, http_request
+from proxy_lab.device.holds import MTALK_PING, MTALK_PONG, hold_quiet
 from proxy_lab.device.journal import Journal
 from proxy_lab.device.response import NotHttpError, parse_response
 from proxy_lab.device.settings import DeviceSettings
@@ -421,8 +421,8 @@ async def teamviewer(x: Exchange) -> Worked:
         except ValueError as exc:
             raise _raw_answer_failed(x, line, "the TeamViewer HELLO", "\\x17\\x24OK <session>", exc) from exc
         hold = x.settings.teamviewer_hold_s
-        x.transcript.note(f"TeamViewer session {session} held idle for {hold:g} s")
-        await asyncio.sleep(hold)
+        await hold_quiet(stream, x.transcript, hold, what=f"TeamViewer session {session}",
+                         read_timeout_s=x.settings.read_timeout_s)  # fmt: skip
         stream.during = f"during the TeamViewer session (PING after {hold:g} s idle)"
         await stream.write(msg.TV_PING)
         x.transcript.sent(repr(msg.TV_PING), tunnel=True)
@@ -443,9 +443,19 @@ async def mtalk(x: Exchange) -> Worked:
         line = await _read_line(x, stream, repr(msg.MTALK_OK))
         if line != msg.MTALK_OK:
             raise _raw_answer_failed(x, line, "the mtalk HELLO", repr(msg.MTALK_OK), ValueError(repr(line)))
+        hold = x.settings.mtalk_hold_s
+        if hold <= 0:
+            return Worked("mtalk answered OK")
+        await hold_quiet(stream, x.transcript, hold, what="the mtalk session", read_timeout_s=x.settings.read_timeout_s)
+        stream.during = f"during the mtalk keep-alive (after {hold:g} s idle)"
+        await stream.write(MTALK_PING)
+        x.transcript.sent(repr(MTALK_PING), tunnel=True)
+        pong = await _read_line(x, stream, repr(MTALK_PONG))
+        if pong != MTALK_PONG:
+            raise x.fail("the mtalk keep-alive", repr(pong), repr(MTALK_PONG))
     finally:
         stream.close()
-    return Worked("mtalk answered OK")
+    return Worked(f"mtalk answered OK, held {hold:g} s and answered its keep-alive")
 
 
 # -- field probes (proxy-lab check against real back ends) -----------------------------------------
@@ -461,17 +471,13 @@ async def reach(x: Exchange) -> Worked:
     if ep.transport == "tcp":
         # Hold the tunnel quiet for a moment, as a TeamViewer session does: a proxy that closes
         # quiet tunnels (idle timeout) or forbids the port after the 200 shows itself here.
-        hold = x.settings.teamviewer_hold_s
+        s = x.settings
+        hold = s.mtalk_hold_s if ep.port == 5228 else s.teamviewer_hold_s
         stream = await x.open()
         try:
-            stream.during = f"while holding the tunnel to {ep.authority} quiet"
-            try:
-                data = await asyncio.wait_for(stream.read(1), hold)
-            except TimeoutError:
-                return Worked(f"tunnel to {ep.authority} opened and held {hold:g} s")
-            if not data:
-                raise stream.cut_eof()
-            return Worked(f"tunnel to {ep.authority} opened; the server spoke first")
+            if await hold_quiet(stream, x.transcript, hold, what=f"the tunnel to {ep.authority}", read_timeout_s=s.read_timeout_s):
+                return Worked(f"tunnel to {ep.authority} opened; the server spoke first")
+            return Worked(f"tunnel to {ep.authority} opened and held {hold:g} s")
         finally:
             stream.close()
     method = "GET"

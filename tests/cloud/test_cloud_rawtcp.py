@@ -73,3 +73,20 @@ def test_mtalk_hello_is_answered_on_port_5228(cloud: Cloud) -> None:
     ) as sock:
         sock.sendall(m.MTALK_HELLO)
         assert _line(sock) == m.MTALK_OK
+
+
+def test_mtalk_answers_keep_alives_after_hello_only() -> None:
+    from proxy_lab.cloud.rawtcp import MTALK_PING, MTALK_PONG
+
+    session = MtalkSession()
+    assert session.feed(MTALK_PING) == (b"", True)  # a keep-alive before HELLO ends the session
+    session = MtalkSession()
+    session.feed(m.MTALK_HELLO)
+    assert session.feed(MTALK_PING + MTALK_PING) == (MTALK_PONG + MTALK_PONG, False)
+
+
+def test_the_device_and_the_cloud_agree_on_the_mtalk_keep_alive() -> None:
+    from proxy_lab.cloud import rawtcp
+    from proxy_lab.device import holds
+
+    assert (holds.MTALK_PING, holds.MTALK_PONG) == (rawtcp.MTALK_PING, rawtcp.MTALK_PONG)

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from proxy_lab.catalog import Endpoint
 from proxy_lab.device import Device, DeviceSettings, ProxySettings
+from proxy_lab.outcomes import Result
 from proxy_lab.pki import PKI
 from proxy_lab.resolver import MapResolver
 
@@ -298,3 +299,24 @@ def make_device(
         journal_path=tmp_path / "journal.sqlite",
         on_event=lines.append if lines is not None else None,
     )
+
+
+async def probe_through_relay(
+    pki: PKI,
+    tmp_path: Path,
+    endpoint: Endpoint,
+    origin: Handler,
+    *,
+    device: Callable[[Device], Awaitable[Any]] | None = None,
+    **settings: Any,
+) -> Result:
+    """Probe `endpoint` through a trivial relay to `origin` (TLS with a PB-signed certificate for https)."""
+    resolver = MapResolver()
+    ctx = pki.server_context(endpoint.host) if endpoint.transport == "tls" else None
+    async with Server(origin, ctx) as o:
+        resolver.add(endpoint.host, endpoint.port, o.address)
+        async with Server(relay(resolver)) as proxy:
+            with make_device(pki, resolver, tmp_path, proxy.address, **settings) as d:
+                if device is not None:
+                    await device(d)
+                return await d.probe(endpoint)
