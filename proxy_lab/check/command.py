@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from proxy_lab.catalog import MODELS, load_catalog
+from proxy_lab.check import product
 from proxy_lab.check.probe import run_check
 from proxy_lab.check.render import render
 from proxy_lab.cliargs import EXIT_USAGE, parse_fault, write_output
@@ -57,6 +58,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--bandwidth-url", metavar="URL", help="a large file to download through the proxy to measure bandwidth")
     p.add_argument("--format", choices=("terminal", "json", "markdown"), default="terminal")
     p.add_argument("--output", "-o", metavar="PATH")
+    product.add_product_options(p)
     p.set_defaults(handler=cmd_check)
 
 
@@ -66,6 +68,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from proxy_lab.targets.url import parse_proxy_url
 
+    if product.product_requested(args):
+        return product.cmd_product(args)
     if not args.lab and not args.proxy:
         raise ConfigError("check: give --proxy http://[user:pass@]host:port (or --lab to try the lab)")
     if args.fault and not args.lab:
