@@ -162,6 +162,7 @@ class ProductCheck:
     report: CheckReport
     warnings: tuple[str, ...] = ()
     fix: FixResult | None = None
+    refused_by: dict[str, str] = field(default_factory=dict)  # finding's cause id -> the rule of the file that refused it
 
     @property
     def exit_code(self) -> int:
@@ -173,6 +174,7 @@ class ProductCheck:
             "product": {
                 "name": self.product, "config": str(self.config), "meter_ip": self.meter_ip, "port": self.port_note,
                 "lab_diff": self.lab_diff, "lab_changes": self.lab_changes, "warnings": list(self.warnings),
+                "refused_by": self.refused_by,
                 "fix": self.fix.to_dict() if self.fix else None,
             },
         }  # fmt: skip
@@ -267,6 +269,37 @@ def probe_in(ns: Any, opts: ProductOptions, config: Path, tmp: Path, certs: Path
     return report
 
 
+def refused_by(model: Any, report: CheckReport, opts: ProductOptions, local_port: int) -> dict[str, str]:
+    """For each finding, the line of the user's file that refuses the meter's CONNECT (the product's
+    own decision order, read by `productconf`'s access models), said as `line` (file line N)."""
+    from proxy_lab.productconf import Problem
+    from proxy_lab.productconf.squid_access import Request, http_access
+    from proxy_lab.productconf.tinyproxy_access import tinyproxy_access
+
+    out: dict[str, str] = {}
+    for f in report.findings:
+        targets = Problem.of(f).targets()
+        if not targets:
+            continue
+        host, port = targets[0]
+        if model.product == "squid":
+            decision = http_access(model, Request(opts.meter_ip, host, port, local_port, user=opts.user))
+            rule, refused = decision.rule, not decision.allowed
+            what = "" if rule is not None else "no http_access line matched: Squid's default (the opposite of the last line)"
+        else:
+            tiny = tinyproxy_access(model, opts.meter_ip, host, port, opts.user)
+            rule, refused = tiny.directive, not tiny.allowed
+            allows = model.named("allow")
+            listed = ", ".join(f"`{d}` (line {d.line})" for d in allows)
+            what = "" if rule is not None else (
+                f"Allow lines {listed} in {model.path.name}: none lists {opts.meter_ip}, and tinyproxy denies every client "
+                "no Allow line lists ('Deny all connections by default')"
+            )  # fmt: skip
+        if refused:
+            out[f.cause.id] = f"`{rule}` ({rule.path.name} line {rule.line})" if rule is not None else what
+    return out
+
+
 def _write_fix(opts: ProductOptions, fix: Any) -> list[Path]:
     """Write the fixed file and the new files it names; refuse to overwrite the user's own files."""
     assert opts.fix_out is not None
@@ -322,6 +355,7 @@ def run_product_check(opts: ProductOptions) -> ProductCheck:
     from proxy_lab.netns import Namespace, require_root
     from proxy_lab.pki import DEFAULT_CERTS_DIR
     from proxy_lab.productconf import describe_changes, for_lab, parse_config, validate
+    from proxy_lab.productconf.validation import require_product, require_references
 
     model = parse_config(opts.config, opts.product)  # type: ignore[arg-type]
     certs = Path(os.path.abspath(opts.certs_dir or DEFAULT_CERTS_DIR))
@@ -330,6 +364,8 @@ def run_product_check(opts: ProductOptions) -> ProductCheck:
         tmp.chmod(0o755)  # the product's account reaches its state directory below
         facts = _facts(opts, tmp, certs)
         lab = for_lab(model, facts)
+        require_product(model)  # not installed, or SslBump without OpenSSL: the package to install
+        require_references(model)  # a password file, filter file or CA the file names is missing
         require_root()
         checked = validate(model, facts)
         with Namespace(load_catalog()) as ns:
@@ -337,7 +373,7 @@ def run_product_check(opts: ProductOptions) -> ProductCheck:
             report = probe_in(ns, opts, opts.config, tmp, certs)
             result = ProductCheck(
                 opts.product, opts.config, opts.meter_ip, lab.port_note, lab.diff, describe_changes(lab.changes), report,
-                checked.warnings,
+                checked.warnings, refused_by=refused_by(model, report, opts, lab.port.port),
             )  # fmt: skip
             if opts.fix_out is not None:
                 if report.exit_code == 0:

@@ -36,6 +36,8 @@ def _indent(text: str) -> list[str]:
 def product_lines(c: ProductCheck) -> list[str]:
     """What the terminal report adds to `check`'s: the port, the lab's diff, the fix."""
     lines = [f"configuration: {c.product} {c.config}; the meter at {c.meter_ip}; {c.port_note}"]
+    for cause, rule in c.refused_by.items():
+        lines.append(f"[{cause}] refused by {rule}")
     if c.warnings:
         lines.append(f"{c.product} said (without refusing the file):")
         lines += [f"    {w}" for w in c.warnings]
@@ -106,7 +108,7 @@ def render_junit(c: ProductCheck, generated_at: datetime | None = None) -> str:
     for f in r.findings:
         case = _el(suite, "testcase", name=f"finding: {f.cause.title} [{f.cause.id}]", classname=classname, time="0.000")
         failures += 1
-        text = "\n".join([f"services: {', '.join(f.services)}", f"seen: {f.evidence}", f"fix: {specific_remedy(f)}", *f.endpoints])
+        text = "\n".join([f"services: {', '.join(f.services)}", f"seen: {f.evidence}", f"rule: {c.refused_by.get(f.cause.id, '')}", f"fix: {specific_remedy(f)}", *f.endpoints])
         _el(case, "failure", text, message=f"{f.cause.title}: {specific_remedy(f)}", type=f.cause.id)
     out = [f"verdict: {r.verdict}", *product_lines(c)]
     _el(suite, "system-out", "\n".join(out))
