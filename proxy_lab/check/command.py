@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from proxy_lab.catalog import MODELS, load_catalog
-from proxy_lab.check import product
 from proxy_lab.check.probe import run_check
+from proxy_lab.check.product import add_product_options, cmd_product, product_requested
 from proxy_lab.check.render import render
 from proxy_lab.cliargs import EXIT_USAGE, parse_fault, write_output
 from proxy_lab.errors import ConfigError, SetupError
@@ -58,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--bandwidth-url", metavar="URL", help="a large file to download through the proxy to measure bandwidth")
     p.add_argument("--format", choices=("terminal", "json", "markdown"), default="terminal")
     p.add_argument("--output", "-o", metavar="PATH")
-    product.add_product_options(p)
+    add_product_options(p)
     p.set_defaults(handler=cmd_check)
 
 
@@ -68,8 +68,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from proxy_lab.targets.url import parse_proxy_url
 
-    if product.product_requested(args):
-        return product.cmd_product(args)
+    if product_requested(args):
+        return cmd_product(args)
     if not args.lab and not args.proxy:
         raise ConfigError("check: give --proxy http://[user:pass@]host:port (or --lab to try the lab)")
     if args.fault and not args.lab:
