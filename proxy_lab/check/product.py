@@ -220,8 +220,9 @@ def _payload(opts: ProductOptions, config: Path, workdir: Path, certs: Path) -> 
     }  # fmt: skip
 
 
-def probe_in(ns: Any, opts: ProductOptions, config: Path, tmp: Path, certs: Path) -> CheckReport:
+def probe_in(ns: Any, opts: ProductOptions, config: Path, tmp: Path, certs: Path, workdir: Path) -> CheckReport:
     """Run the product with `config` in namespace `ns` and the meter's traffic through it: the report.
+    `workdir` is the product's state directory (the one the lab's diff names).
 
     ConfigError when the product refuses the file at start (exit 2); SetupError when the lab cannot run."""
     from proxy_lab.outcomes import Result
@@ -233,7 +234,7 @@ def probe_in(ns: Any, opts: ProductOptions, config: Path, tmp: Path, certs: Path
     payload_path = run / "payload.json"
     fd = os.open(payload_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump(_payload(opts, config, run / "product", certs), f)
+        json.dump({**_payload(opts, config, workdir, certs), "journal": str(run / "journal.sqlite3")}, f)
     stderr_path = run / "child.stderr"
     with stderr_path.open("wb") as err:
         proc = subprocess.Popen(
@@ -328,7 +329,7 @@ def fix_and_recheck(opts: ProductOptions, model: Any, report: CheckReport, ns: A
     try:
         fixed = parse_config(opts.fix_out, model.product)  # type: ignore[arg-type]
         validate(fixed, _facts(opts, tmp, certs))
-        result.report = probe_in(ns, opts, opts.fix_out, tmp, certs)
+        result.report = probe_in(ns, opts, opts.fix_out, tmp, certs, tmp / "lab-fix")
     except ConfigError as exc:
         result.reason = f"the fixed file does not run: {exc}"
     if result.report is not None and result.report.exit_code == 0:
@@ -370,7 +371,7 @@ def run_product_check(opts: ProductOptions) -> ProductCheck:
         checked = validate(model, facts)
         with Namespace(load_catalog()) as ns:
             ns.add_client(opts.meter_ip, opts.proxy_host)
-            report = probe_in(ns, opts, opts.config, tmp, certs)
+            report = probe_in(ns, opts, opts.config, tmp, certs, facts.workdir)
             result = ProductCheck(
                 opts.product, opts.config, opts.meter_ip, lab.port_note, lab.diff, describe_changes(lab.changes), report,
                 checked.warnings, refused_by=refused_by(model, report, opts, lab.port.port),

@@ -72,7 +72,7 @@ async def _probe(payload: dict[str, Any]) -> dict[str, Any]:
     async with Lab(pki, catalog, cloud) as lab:
         with started(lab_config, exe) as running:
             device = Device(
-                settings, pki, _MeterResolver(lab.resolver, lab_config.listen[0]), journal_path=Path(payload["workdir"]).parent / "journal.sqlite3",
+                settings, pki, _MeterResolver(lab.resolver, lab_config.listen[0]), journal_path=Path(payload["journal"]),
                 catalog=catalog, tls_context=pki.device_context(),
             )  # fmt: skip
             try:

@@ -64,6 +64,7 @@ def product_lines(c: ProductCheck) -> list[str]:
 def render_markdown_product(c: ProductCheck) -> str:
     out = [render(c.report, "markdown").rstrip("\n"), "", "## Your configuration", "",
            f"`{c.product}` `{c.config}`; the meter at `{c.meter_ip}`; {c.port_note}"]  # fmt: skip
+    out += [f"- `{cause}` refused by {rule}" for cause, rule in c.refused_by.items()]
     if c.lab_diff:
         out += ["", "What the lab changed to run it:", "", "```diff", c.lab_diff.rstrip("\n"), "```"]
     if c.fix is not None:
