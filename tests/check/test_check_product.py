@@ -210,7 +210,10 @@ def test_the_pytest_fixture_checks_a_config_and_its_negative_control_fails(proxy
 
 @pytest.mark.slow
 @pytest.mark.root
-def test_ctrl_c_during_a_check_leaves_no_namespace_and_no_product_running(workdir: Path, certs: Path) -> None:
+@pytest.mark.parametrize(("sig", "codes"), [(signal.SIGINT, (1, 130)), (signal.SIGTERM, (143,))])  # Ctrl-C; a CI job cancelled
+def test_a_check_interrupted_midway_leaves_no_namespace_and_no_product_running(
+    workdir: Path, certs: Path, sig: signal.Signals, codes: tuple[int, ...]
+) -> None:
     need("squid")
     config = squid_allowing(METER, workdir / "squid.conf")
     proc = subprocess.Popen(
@@ -224,9 +227,9 @@ def test_ctrl_c_during_a_check_leaves_no_namespace_and_no_product_running(workdi
         assert time.monotonic() < deadline, "the check never created its namespace"
         time.sleep(0.1)
     time.sleep(2.0)  # the product and the probes get going
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     proc.communicate(timeout=60)
-    assert proc.returncode in (1, 130)
+    assert proc.returncode in codes
     assert not [n for n in list_namespaces() if n.startswith(prefix)]
     assert not Path("/etc/netns").exists() or not [p for p in Path("/etc/netns").iterdir() if p.name.startswith(prefix)]
     running = subprocess.run(["pgrep", "-f", str(config)], capture_output=True, text=True, check=False).stdout.split()
