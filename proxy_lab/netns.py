@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -162,6 +163,12 @@ def hosts_file(catalog: Catalog, address: str = CLOUD_ADDRESS) -> str:
         "127.0.0.1 localhost",
         "::1 localhost ip6-localhost ip6-loopback",
     ]
+    # The machine's own name, as on a real proxy host: Squid refuses to start when it cannot resolve
+    # it ("Could not determine this machines public hostname") and the user's file sets no
+    # visible_hostname.
+    own = socket.gethostname()
+    if own and own != "localhost" and own not in catalog.hosts():
+        lines.append(f"127.0.1.1 {own}")
     for host in catalog.hosts():
         try:
             ipaddress.ip_address(host)
@@ -219,6 +226,21 @@ class Namespace:
         if self.created:
             teardown(self.name)
             self.created = False
+
+    def add_client(self, client_ip: str, server_ip: str) -> None:
+        """Put a client (the meter) at `client_ip` and a server (the proxy) at `server_ip`, both on the
+        namespace's loopback, so that a connection to `server_ip` leaves from `client_ip`.
+
+        Both are IPv4 /32 addresses on `lo`; the kernel's local route to `server_ip` is given
+        `client_ip` as its preferred source (ip-route(8) `src`), which is the address a socket that
+        does not bind gets: a proxy rule keyed on the client's address (`acl ... src`, tinyproxy
+        `Allow`) sees the meter's address, as in production.
+        """
+        for address in dict.fromkeys((client_ip, server_ip)):
+            _ip("-n", self.name, "addr", "replace", f"{address}/32", "dev", "lo")
+        if client_ip != server_ip:
+            _ip("-n", self.name, "route", "replace", "table", "local", "local", server_ip, "dev", "lo",
+                "proto", "kernel", "scope", "host", "src", client_ip)  # fmt: skip
 
     def exec_argv(self, argv: Sequence[str]) -> list[str]:
         return ["ip", "netns", "exec", self.name, *argv]

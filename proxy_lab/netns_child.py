@@ -28,7 +28,7 @@ from typing import Any
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent(parent_pid: int) -> bool:
+def die_with_parent(parent_pid: int) -> bool:
     """Ask the kernel for SIGTERM when the parent dies; False when it has died already."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
@@ -36,7 +36,7 @@ def _die_with_parent(parent_pid: int) -> bool:
     return os.getppid() == parent_pid
 
 
-def _emit(obj: dict[str, Any]) -> None:
+def emit(obj: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
     sys.stdout.flush()
 
@@ -78,18 +78,18 @@ async def _run(payload: dict[str, Any]) -> int:
         lab = Lab(pki, catalog, cloud)
         target = get_target(payload["target"])
     except Exception as exc:
-        _emit({"kind": "fatal", "message": f"the lab could not be set up: {type(exc).__name__}: {exc}"})
+        emit({"kind": "fatal", "message": f"the lab could not be set up: {type(exc).__name__}: {exc}"})
         return 1
 
     def on_progress(stage: str, scenario: Any, run: ScenarioRun | None) -> None:
         i = index[id(scenario)]
         if stage == "start":
-            _emit({"kind": "start", "index": i})
+            emit({"kind": "start", "index": i})
         elif run is not None:
-            _emit({"kind": "done", "index": i, "run": encode_run(run)})
+            emit({"kind": "done", "index": i, "run": encode_run(run)})
 
     def on_event(line: str) -> None:
-        _emit({"kind": "event", "line": line})
+        emit({"kind": "event", "line": line})
 
     try:
         async with lab:
@@ -97,7 +97,7 @@ async def _run(payload: dict[str, Any]) -> int:
                 scenarios, target=target, lab=lab, on_progress=on_progress, on_event=on_event if payload.get("verbose") else None
             )
     except OSError as exc:
-        _emit({"kind": "fatal", "message": f"the lab could not start in the namespace: {exc}"})
+        emit({"kind": "fatal", "message": f"the lab could not start in the namespace: {exc}"})
         return 1
     return 0
 
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m proxy_lab.netns_child PAYLOAD.json (started by proxy_lab.netns)", file=sys.stderr)
         return 2
     payload = json.loads(Path(args[0]).read_text("utf-8"))
-    if not _die_with_parent(int(payload["parent_pid"])):
+    if not die_with_parent(int(payload["parent_pid"])):
         return 3
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     try:

@@ -144,3 +144,30 @@ def proxy_lab_faults(proxy_lab_served: ServedLabThread) -> Iterator[LabClient]:
     if proxy_lab_served.errors:
         errors, proxy_lab_served.errors[:] = list(proxy_lab_served.errors), []
         raise errors[0]
+
+
+@pytest.fixture
+def proxy_lab_check(proxy_lab_certs_dir: Path) -> Callable[..., Any]:
+    """Check your own proxy configuration: `proxy_lab_check("squid", "squid.conf", meter_ip=..., user=...)`.
+
+    Runs the installed product with the file in a lab network namespace and the meter's traffic
+    profile through it (`proxy-lab check --product`; needs root), and returns the
+    `proxy_lab.check.product.ProductCheck`: `.exit_code` (0: the meter will work), `.report`
+    (services, findings, verdict), `.refused_by`, `.lab_diff`, and `.fix` when `fix_out` is given.
+    Keyword arguments: `user` ("NAME:PASSWORD"), `meter_ip`, `port`, `model`, `fix_out`, `timeout_s`.
+    """
+    import argparse
+
+    from proxy_lab.check.product import ProductOptions, run_product_check
+
+    def check(product: str, config: str | Path, **options: Any) -> Any:
+        args = argparse.Namespace(
+            product=product, config=str(config), user=options.pop("user", None), meter_ip=options.pop("meter_ip", None),
+            port=options.pop("port", None), fix_out=options.pop("fix_out", None), model=options.pop("model", "sendpro-plus"),
+            timeout=options.pop("timeout_s", 10.0), concurrency=16, certs=str(proxy_lab_certs_dir),
+        )  # fmt: skip
+        if options:
+            raise TypeError(f"proxy_lab_check: unknown option(s) {', '.join(sorted(options))}")
+        return run_product_check(ProductOptions.from_args(args))
+
+    return check

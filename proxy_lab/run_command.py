@@ -40,6 +40,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         p.add_argument("--tag", action="append", default=[], metavar="TAG",
                        help="run only the scenarios with this tag (repeatable: any of them)")  # fmt: skip
         p.add_argument("--target", default="lab", help="lab (default), mitmproxy, proxypy, squid, tinyproxy, or a proxy URL")
+        p.add_argument("--config", metavar="FILE",
+                       help="with --target squid|tinyproxy: run your own squid.conf / tinyproxy.conf instead of the scenarios' proxy settings")  # fmt: skip
         add_output_options(p)
         p.set_defaults(handler=cmd_run)
 
@@ -51,6 +53,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from proxy_lab.runner import run_scenarios
     from proxy_lab.scenarios import load_scenarios
 
+    if args.config:
+        from proxy_lab.targets.real import use_config
+
+        use_config(args.target, args.config)
     paths = args.paths if args.command == "run" else [args.scenarios or default_scenarios_dir()]
     scenarios = load_scenarios(paths, only=args.only or None, tags=args.tag or None)
     if not scenarios:

@@ -10,6 +10,7 @@ from pathlib import Path
 from proxy_lab.catalog import MODELS, load_catalog
 from proxy_lab.check.direct import add_direct_options, cmd_check_direct, wants_direct_command
 from proxy_lab.check.probe import run_check
+from proxy_lab.check.product import add_product_options, cmd_product, product_requested
 from proxy_lab.check.render import render
 from proxy_lab.cliargs import EXIT_USAGE, parse_fault, write_output
 from proxy_lab.errors import ConfigError, SetupError
@@ -59,6 +60,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_direct_options(p)
     p.add_argument("--format", choices=("terminal", "json", "markdown"), default="terminal")
     p.add_argument("--output", "-o", metavar="PATH")
+    add_product_options(p)
     p.set_defaults(handler=cmd_check)
 
 
@@ -68,6 +70,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from proxy_lab.targets.url import parse_proxy_url
 
+    if product_requested(args):
+        return cmd_product(args)
     if wants_direct_command(args):
         return cmd_check_direct(args)
     if not args.lab and not args.proxy:

@@ -189,9 +189,9 @@ async def run_check(
                     settings(proxy), lab.pki, resolver, journal_path=journal, catalog=catalog, tls_context=ctx,
                 )  # fmt: skip
                 # The lab's cloud speaks the meter's own exchanges: run them, not just the field probes.
-                results = await _probe_all(device, catalog.endpoints(model), on_progress)
-                down = await _lab_bandwidth(device, catalog)
-                up = await _lab_upload(device, catalog)
+                results = await probe_all(device, catalog.endpoints(model), on_progress)
+                down = await lab_bandwidth(device, catalog)
+                up = await lab_upload(device, catalog)
                 device.close()
         else:
             proxy = None
@@ -202,7 +202,7 @@ async def run_check(
                 settings(proxy), PKI.load(certs_dir), FieldResolver(resolve, dns_server), journal_path=journal,
                 catalog=catalog, tls_context=trust_context(trust, certs_dir), field=True,
             )  # fmt: skip
-            results = await _probe_all(device, field_endpoints(catalog, model), on_progress)
+            results = await probe_all(device, field_endpoints(catalog, model), on_progress)
             via = "through the proxy" if proxy else "directly"
             down = Measured(None, f"not measured: give --bandwidth-url URL (a large file reachable {via}) to measure")
             up = Measured(None, f"not measured: give --upload-url URL (an endpoint that accepts a POST {via})")
@@ -250,7 +250,7 @@ async def _lab_path(
         yield ProxySettings(proxy.host, proxy.port, user, pw), lab.resolver, f"lab proxy {proxy.host}:{proxy.port}{named}"
 
 
-async def _probe_all(device: Any, endpoints: list[Endpoint], on_progress: Callable[[Result], None] | None) -> list[Result]:
+async def probe_all(device: Any, endpoints: list[Endpoint], on_progress: Callable[[Result], None] | None) -> list[Result]:
     gate = asyncio.Semaphore(device.settings.concurrency)
 
     async def one(e: Endpoint) -> Result:
@@ -271,7 +271,7 @@ def _download_endpoint(catalog: Catalog) -> Endpoint:
     return next(e for e in catalog.services["downloads"].endpoints if e.exchange == "download")
 
 
-async def _lab_bandwidth(device: Any, catalog: Catalog) -> Measured:
+async def lab_bandwidth(device: Any, catalog: Catalog) -> Measured:
     """Throughput of a signed download from the lab's download server."""
     ep = _download_endpoint(catalog)
     r: Result = await device.probe(ep)
@@ -280,7 +280,7 @@ async def _lab_bandwidth(device: Any, catalog: Catalog) -> Measured:
     return Measured(r.evidence.kbps, f"download of {r.evidence.bytes_received} bytes from {ep.host} {_via(device)}")
 
 
-async def _lab_upload(device: Any, catalog: Catalog) -> Measured:
+async def lab_upload(device: Any, catalog: Catalog) -> Measured:
     """Throughput of a POST to the lab cloud's upload sink, on the download server's host."""
     from proxy_lab.cloud.routes import SINK_PATH
 

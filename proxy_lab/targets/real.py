@@ -6,6 +6,13 @@ express, a product not installed; skipped with the reason, no namespace needed),
 in a namespace of their own (`proxy_lab.netns`). There, `proxy_for` writes the product's
 configuration (`proxy_lab.targets.<product>`), starts the product in its own process group, waits
 until its port accepts, and stops it (SIGTERM to the group, then SIGKILL) when the scenario is done.
+
+With a user's own configuration (`proxy-lab run --target squid --config FILE`: `use_config`, which
+sets `ENV_CONFIG` so the namespace child sees it too), the product runs that file instead, rewritten
+only where the lab must (`proxy_lab.productconf.for_lab`), and the scenarios' device settings
+(credentials, model) are checked against it; a scenario whose `[proxy]` table configures faults or a
+preset is skipped with the reason (the file is the proxy). The meter connects from 127.0.0.1 there
+(`check --product --meter-ip` is the way to put it at its own address).
 """
 
 from __future__ import annotations
@@ -41,6 +48,27 @@ if TYPE_CHECKING:
 
 _POLL_S = 0.1
 _STOP_WAIT_S = 5.0
+ENV_CONFIG = "PROXY_LAB_PRODUCT_CONFIG"  # the user's configuration file the real product runs instead of ours
+
+
+def use_config(product: str, path: str | Path) -> Path:
+    """Make `product`'s target run the user's file `path` (in this process and its namespace child).
+
+    Checks it first: ConfigError (exit 2) for a target that is not squid or tinyproxy, or a file the
+    product cannot use (unreadable, the other product's, no TCP port, files it names missing, the
+    product not installed)."""
+    from proxy_lab.errors import ConfigError
+    from proxy_lab.productconf import parse_config
+    from proxy_lab.productconf.validation import require_product, require_references
+
+    if product not in ("squid", "tinyproxy"):
+        raise ConfigError(f"--config FILE goes with --target squid or --target tinyproxy, not {product!r}")
+    model = parse_config(Path(path), product)  # type: ignore[arg-type]
+    require_product(model)
+    require_references(model)
+    absolute = Path(os.path.abspath(path))
+    os.environ[ENV_CONFIG] = str(absolute)
+    return absolute
 
 
 @dataclass(frozen=True)
@@ -183,14 +211,23 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
             pass
 
 
+def _reachable_tempdir(prefix: str) -> Path:
+    """A temporary directory the product's own account can enter (mkdtemp gives mode 0700)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
+
+
 class RealTarget:
     """One real product as a target; see the module docstring for where each half runs."""
 
     needs_namespace = True
 
-    def __init__(self, product: Product) -> None:
+    def __init__(self, product: Product, config: Path | None = None) -> None:
         self.product = product
         self.name = product.name
+        configured = os.environ.get(ENV_CONFIG)
+        self.config = config or (Path(configured) if configured and product.name in ("squid", "tinyproxy") else None)
 
     def launch_for(self, scenario: Scenario, lab: Lab | None, workdir: Path) -> Launch:
         """The product's Launch for `scenario`; raises TargetSkipped (preset of another product,
@@ -203,6 +240,8 @@ class RealTarget:
 
     def skip_reason(self, scenario: Scenario) -> str | None:
         """Why this product cannot run `scenario` at all (decided without starting anything)."""
+        if self.config is not None:
+            return self._config_skip_reason(scenario)
         try:
             self.launch_for(scenario, None, Path(tempfile.gettempdir()) / "proxy-lab-dry-run")
         except TargetSkipped as exc:
@@ -211,8 +250,45 @@ class RealTarget:
             return f"scenario {scenario.id!r} runs without a proxy (device.mode = direct): nothing of {self.name} is exercised"
         return None
 
+    def _config_skip_reason(self, scenario: Scenario) -> str | None:
+        if scenario.proxy.faults or scenario.proxy.preset:
+            what = "faults " + ", ".join(f.name for f in scenario.proxy.faults) if scenario.proxy.faults else f"preset {scenario.proxy.preset!r}"
+            return f"scenario {scenario.id!r} configures the proxy ({what}); with --config your file is the proxy"
+        if scenario.device.mode == "direct":
+            return f"scenario {scenario.id!r} runs without a proxy (device.mode = direct): nothing of {self.config} is exercised"
+        return None
+
+    @asynccontextmanager
+    async def _user_config(self, lab: Lab) -> AsyncIterator[ProxyEndpoint]:
+        """The product running the user's file, rewritten for the namespace (127.0.0.1, the cloud's DNS)."""
+        from proxy_lab.productconf import LabFacts as ConfigFacts
+        from proxy_lab.productconf import for_lab, parse_config, started
+        from proxy_lab.productconf.validation import require_product
+
+        assert self.config is not None
+        workdir = _reachable_tempdir(f"proxy-lab-{self.name}-config-")
+        try:
+            model = parse_config(self.config, self.name)  # type: ignore[arg-type]
+            facts = ConfigFacts(PROXY_HOST, workdir / "product", lab.cloud.dns_address[0], lab.pki.pb_root.cert)
+            config = for_lab(model, facts)
+            product = started(config, require_product(model))
+            running = await asyncio.to_thread(product.__enter__)
+            try:
+                host, port = config.listen
+                yield ProxyEndpoint(host, port, f"{self.name} {product_version(self.name)} with {self.config} (pid {running.pid})")
+            finally:
+                await asyncio.shield(asyncio.to_thread(product.__exit__, None, None, None))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
     @asynccontextmanager
     async def proxy_for(self, scenario: Scenario, lab: Lab) -> AsyncIterator[ProxyEndpoint]:
+        if self.config is not None:
+            if reason := self._config_skip_reason(scenario):
+                raise TargetSkipped(reason)
+            async with self._user_config(lab) as endpoint:
+                yield endpoint
+            return
         if scenario.device.mode == "direct":
             raise TargetSkipped(f"scenario {scenario.id!r} runs without a proxy: nothing of {self.name} is exercised")
         if not os.environ.get(ENV_NAME):

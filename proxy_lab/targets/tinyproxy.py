@@ -71,8 +71,9 @@ def tinyproxy_conf(policy: Policy, facts: LabFacts, *, scenario_id: str = "") ->
         lines += [f"ConnectPort {p}" for p in policy.connect_ports]
     for user, password in policy.users.items():
         lines.append(f"BasicAuth {user} {password}")
-    if policy.users:
-        lines.append(f'BasicAuthRealm "{policy.realm}"')
+    # No `BasicAuthRealm`: tinyproxy 1.11.1 (Debian 12) has no such directive and refuses to start
+    # ("Syntax error"); its challenge is always `Basic realm="Tinyproxy"`, so a scenario's realm is
+    # not expressed (the meter answers any Basic realm alike).
     if policy.deny_hosts or policy.allow_hosts is not None:
         lines += [f'Filter "{w}/filter"', "FilterType ere", "FilterCaseSensitive No"]
         if policy.allow_hosts is not None:

@@ -81,7 +81,7 @@ def test_tinyproxy_allow_list_filter_refuses_then_the_new_filter_file_lets_the_e
     labdir: Path, facts: LabFacts, echo_server: int
 ) -> None:
     # `localhost` stands for a guide host here: the only name the machine's resolver may be asked
-    catalog = parse_catalog(tomllib.loads(f'[services.x]\nlevel = "required"\nendpoints = [{{ url = "tcp://localhost:{echo_server}/", exchange = "get" }}]\n'))
+    catalog = parse_catalog(tomllib.loads(f'proxy_ports = [{echo_server}]\n[services.x]\nlevel = "required"\nendpoints = [{{ url = "tcp://localhost:{echo_server}/", exchange = "get" }}]\n'))
     (labdir / "filter").write_text("^intranet\\.corp$\n")
     path = labdir / "tinyproxy.conf"
     path.write_text(f'Port 8888\nAllow {METER}\nFilter "{labdir}/filter"\nFilterDefaultDeny Yes\nFilterType ere\n')
