@@ -35,6 +35,7 @@ certs: $(STAMP)
 lint: $(DEVSTAMP)
 	$(VENV)/bin/ruff check proxy_lab tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 test: $(DEVSTAMP) lint
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)

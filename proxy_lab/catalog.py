@@ -10,6 +10,7 @@ bare host names probed on each of the ports the guide gives them).
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -392,3 +393,13 @@ def load_catalog(path: Path | None = None) -> Catalog:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise CatalogError(f"{path}: {exc}") from exc
     return parse_catalog(data, str(path))
+
+
+# The guide, Advanced Network Requirements: "SendPro C, SendPro+ internal base and tablet communication
+# uses a subnet that consists of IPs from
+# the 192.168.10.240 to 192.168.10.255 and 192.168.10.96 to 192.168.10.111 ranges."
+INTERNAL_RANGES = (
+    (ipaddress.IPv4Address("192.168.10.240"), ipaddress.IPv4Address("192.168.10.255")),
+    (ipaddress.IPv4Address("192.168.10.96"), ipaddress.IPv4Address("192.168.10.111")),
+)
+"""The meter's own internal subnets (lint refuses them as a gateway, check as a meter address)."""

@@ -16,16 +16,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
+from proxy_lab.catalog import INTERNAL_RANGES
 from proxy_lab.errors import ConfigError
 
 Level = Literal["error", "warning", "info"]
 
-# "SendPro C, SendPro+ internal base and tablet communication uses a subnet that consists of IPs from
-# the 192.168.10.240 to 192.168.10.255 and 192.168.10.96 to 192.168.10.111 ranges."
-INTERNAL_RANGES = (
-    (ipaddress.IPv4Address("192.168.10.240"), ipaddress.IPv4Address("192.168.10.255")),
-    (ipaddress.IPv4Address("192.168.10.96"), ipaddress.IPv4Address("192.168.10.111")),
-)
 WIFI_SECURITY = ("wpa2", "wpa", "wep", "open", "802.1x")
 
 

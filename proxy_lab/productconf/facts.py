@@ -13,8 +13,8 @@ import pwd
 from dataclasses import dataclass
 from pathlib import Path
 
+from proxy_lab.catalog import INTERNAL_RANGES
 from proxy_lab.errors import ConfigError
-from proxy_lab.lint import INTERNAL_RANGES
 
 # Guide, Advanced Network Requirements, verbatim.
 INTERNAL_SUBNETS_RULE = (

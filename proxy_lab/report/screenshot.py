@@ -258,10 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="proxy-lab-report-") as tmp:
         html = args.html
         if html is None:
-            from proxy_lab.cli import main as cli_main
-
             html = Path(tmp) / "report.html"
-            code = cli_main(["demo", "--format", "html", "--output", str(html)])
+            # The demo as its own process: reports sit below the commands and never import them.
+            code = subprocess.run(
+                [sys.executable, "-m", "proxy_lab.cli", "demo", "--format", "html", "--output", str(html)], check=False
+            ).returncode
             if code not in (0, 1) or not html.is_file():
                 print(f"proxy-lab: the demo did not write a report (exit status {code})", file=sys.stderr)
                 return 2
