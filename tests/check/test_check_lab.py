@@ -12,8 +12,8 @@ import pytest
 
 from proxy_lab.advice import CAUSES
 from proxy_lab.check import VERDICT_FAILS, VERDICT_REDUCED, VERDICT_WORKS, run_check, specific_remedy
-from proxy_lab.outcomes import VERDICT_PORT80_ONLY
 from proxy_lab.cli import main
+from proxy_lab.outcomes import VERDICT_PORT80_ONLY
 from proxy_lab.proxy import FAULTS
 
 # fault -> (settings that make it bite quickly, the cause the check must name)
