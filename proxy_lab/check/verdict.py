@@ -100,7 +100,7 @@ class CheckReport:
 
     def sentence(self, service: str) -> str:
         """How a service's outcome was reached, for a service the guide lets work in several ways
-        ("pass via the DynGate fallback on port 80 at ...; port 5938 refused"); else empty."""
+        (`pass via the DynGate fallback on port 80 at ...; port 5938 refused`); else empty."""
         score = self.scores.get(service)
         return score.sentence if score is not None and score.rule == "any" else ""
 
