@@ -278,4 +278,30 @@ def model_differences(runs: Sequence[ScenarioRun], catalog: Catalog | None = Non
         mine = [r for r in runs if run_model(r) == model]
         met = sum(r.status == "met" for r in mine)
         lines.append(f"{model}: {len(mine)} scenario{'s' * (len(mine) != 1)}, {met} met their expectation")
-    return lines
+    return lines + [_pair_line(a, b) for a, b in model_pairs(runs)]
+
+
+def model_pairs(runs: Sequence[ScenarioRun]) -> list[tuple[ScenarioRun, ScenarioRun]]:
+    """Runs of different models behind the same proxy (equal `[proxy]` tables, same target): the
+    first of each model, in run order."""
+    pairs: list[tuple[ScenarioRun, ScenarioRun]] = []
+    for i, a in enumerate(runs):
+        for b in runs[i + 1 :]:
+            if (
+                run_model(a) != run_model(b) and a.target == b.target and a.scenario.proxy == b.scenario.proxy
+                and not (a.setup_error or a.skipped or b.setup_error or b.skipped)
+            ):  # fmt: skip
+                pairs.append((a, b))
+                break
+    return pairs
+
+
+def _pair_line(a: ScenarioRun, b: ScenarioRun) -> str:
+    """One sentence comparing two models' runs behind the same proxy."""
+    shared = [s for s in a.observed if s in b.observed]
+    differ = [f"{s} ({run_model(a)} {a.observed[s].value}, {run_model(b)} {b.observed[s].value})" for s in shared
+              if a.observed[s] != b.observed[s]]  # fmt: skip
+    only = [f"{s} only on the {run_model(r)} ({r.observed[s].value})" for r, o in ((a, b), (b, a)) for s in r.observed
+            if s not in o.observed]  # fmt: skip
+    same = f"the {len(shared)} shared services see the same outcomes" if not differ else f"differ: {', '.join(differ)}"
+    return f"{a.scenario.id} and {b.scenario.id} (the same proxy): {same}" + (f"; {'; '.join(only)}" if only else "")
