@@ -131,7 +131,7 @@ def test_the_demo_runs_the_sendpro_c_and_shows_what_differs_between_the_models(
     assert "only the sendpro-plus has parcel_shipping" in text and "parcel_shipping_sendpro_plus" in text
     assert "sendpro-c: 4 scenarios, 4 met their expectation" in text
     assert (
-        "baseline and sendpro-c-baseline (the same proxy): the 11 shared services see the same outcomes; "
+        "baseline and sendpro-c-baseline (the same set-up): the 11 shared services see the same outcomes; "
         "parcel_shipping only on the sendpro-plus (pass)"
     ) in text
 

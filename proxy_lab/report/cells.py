@@ -11,6 +11,7 @@ imports the runner.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -282,13 +283,15 @@ def model_differences(runs: Sequence[ScenarioRun], catalog: Catalog | None = Non
 
 
 def model_pairs(runs: Sequence[ScenarioRun]) -> list[tuple[ScenarioRun, ScenarioRun]]:
-    """Runs of different models behind the same proxy (equal `[proxy]` tables, same target): the
-    first of each model, in run order."""
+    """Runs of different models in the same set-up (equal `[proxy]` and `[cloud]` tables, the same
+    device settings but its model, the same target): the first match of each run, in run order."""
     pairs: list[tuple[ScenarioRun, ScenarioRun]] = []
     for i, a in enumerate(runs):
         for b in runs[i + 1 :]:
             if (
                 run_model(a) != run_model(b) and a.target == b.target and a.scenario.proxy == b.scenario.proxy
+                and a.scenario.cloud == b.scenario.cloud
+                and dataclasses.replace(a.scenario.device, model=run_model(b)) == b.scenario.device
                 and not (a.setup_error or a.skipped or b.setup_error or b.skipped)
             ):  # fmt: skip
                 pairs.append((a, b))
@@ -304,4 +307,4 @@ def _pair_line(a: ScenarioRun, b: ScenarioRun) -> str:
     only = [f"{s} only on the {run_model(r)} ({r.observed[s].value})" for r, o in ((a, b), (b, a)) for s in r.observed
             if s not in o.observed]  # fmt: skip
     same = f"the {len(shared)} shared services see the same outcomes" if not differ else f"differ: {', '.join(differ)}"
-    return f"{a.scenario.id} and {b.scenario.id} (the same proxy): {same}" + (f"; {'; '.join(only)}" if only else "")
+    return f"{a.scenario.id} and {b.scenario.id} (the same set-up): {same}" + (f"; {'; '.join(only)}" if only else "")
