@@ -16,17 +16,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from proxy_lab.catalog import load_catalog
 from proxy_lab.outcomes import Outcome, Result
-from proxy_lab.resolver import is_ip
 
+# The guide's rule each outcome breaks. Words in quotation marks are the guide's, exactly
+# (tests/test_quotescan.py); what the guide does not say is labelled as the project's assumption,
+# named by its id in docs/assumptions.md.
 GUIDE_RULES: dict[Outcome, str] = {
     Outcome.REFUSED: (
-        "Guide, Proxy: the meter tunnels all traffic with HTTP CONNECT to the destination's port "
-        "(80, 443 and 5938); 'These URLs must be accessible from the device, without any obstructions.'"
+        "Guide, Proxy: 'All communication must tunnel through the proxy when enabled.'; URL Information: "
+        "'These URLs must be accessible from the device, without any obstructions.' That port 80 goes "
+        "through CONNECT too is the project's assumption (docs/assumptions.md, connect_everywhere)."
     ),
     Outcome.AUTH_REQUIRED: (
-        "Guide, Proxy step 6: the meter offers optional proxy authentication with a username and a "
-        "case-sensitive password (HTTP Basic)."
+        "Guide, Proxy step 6: 'If your Proxy Server requires authentication, select the box and additional "
+        "fields will be displayed', a username and a password ('This is case sensitive for proxy servers.'). "
+        "The guide names no scheme: that the meter answers Basic only, as Android 7's OkHttp does, is the "
+        "project's assumption (docs/assumptions.md, basic_only)."
     ),
     Outcome.TLS_INTERCEPTED: (
         "Guide, URL Information: the URLs must be 'free of any SSL packet inspection'; Advanced Network "
@@ -35,22 +41,39 @@ GUIDE_RULES: dict[Outcome, str] = {
     Outcome.PROTOCOL_MISMATCH: (
         "Guide, Proxy: 'HTTP CONNECT Tunneling method' only; 'Socket Secure (SOCKS) protocol is not supported.'"
     ),
-    Outcome.UNREACHABLE: "Guide, Ports: all communication is initiated from the system via ports 80 and 443 (5938 for TeamViewer, 53 for DNS).",
-    Outcome.TIMEOUT: "Guide, Advanced Network Requirements: a high-speed connection, at least 384 kbps each way.",
-    Outcome.RESET: "Guide, Advanced Network Requirements: web filtering devices 'can affect performance or could prevent functionality'.",
+    Outcome.UNREACHABLE: (
+        "Guide, Ports and Communication Requirements: 'All communication is initiated from the system via "
+        "ports 80 (HTTP) and 443 (TLS)'; Advanced Network Requirements: 'SendPro C, SendPro+ uses Port 53 "
+        "for DNS lookup.'; Remote Access names port 5938 and Device Management port 5228."
+    ),
+    Outcome.TIMEOUT: (
+        "Guide, Advanced Network Requirements: 'High-speed network connection.' and 'a minimum network "
+        "bandwidth of 384 kbps (upstream and downstream)'. The guide gives no timeout: how long the meter "
+        "waits is the project's assumption (docs/assumptions.md, timeouts)."
+    ),
+    Outcome.RESET: (
+        "Guide, Advanced Network Requirements: web filtering devices and SSL packet inspection 'can affect "
+        "performance or could prevent functionality'; URL Information: 'These URLs must be accessible from "
+        "the device, without any obstructions.'"
+    ),
     Outcome.TAMPERED: (
         "Guide, FAQ: 'Incoming data and files are signed and verified prior to use'; URL Information: "
         "free of 'web filtering devices or software monitoring'."
     ),
     Outcome.DEGRADED: (
         "Guide, Advanced Network Requirements: 'a minimum network bandwidth of 384 kbps (upstream and "
-        "downstream)', 1 Mbit/sec recommended."
+        "downstream) to operate, but we recommend 1 Mbit/sec for best performance.'"
     ),
 }
 
 
-# The ports the guide asks a proxy to tunnel (Guide, Ports); what `{ports}` says when a finding names none.
-GUIDE_PORTS = (80, 443, 5938)
+def guide_ports() -> tuple[int, ...]:
+    """The ports a proxy must tunnel for the meter: the catalog's `proxy_ports` (80, 443, 5228,
+    5938; docs/assumptions.md, port_5228); what `{ports}` says when a finding names none."""
+    return load_catalog().proxy_ports
+
+
+GUIDE_PORTS = (80, 443, 5228, 5938)  # the catalog's proxy_ports as shipped; tests keep the two equal
 
 
 def _host(url: str) -> str:
@@ -75,17 +98,14 @@ def _and(items: Sequence[str]) -> str:
     return f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def compact_hosts(hosts: Sequence[str]) -> list[str]:
-    """Hosts as a person writes a bypass list: `*.pb.com (12 hosts)` where three or more share a domain."""
-    by_domain: dict[str, list[str]] = {}
-    for h in dict.fromkeys(hosts):
-        labels = h.split(".")
-        domain = ".".join(labels[-2:]) if len(labels) > 2 and not is_ip(h) else h
-        by_domain.setdefault(domain, []).append(h)
-    out: list[str] = []
-    for domain, members in by_domain.items():
-        out.extend([f"*.{domain} ({len(members)} hosts)"] if len(members) >= 3 else members)
-    return out
+def hosts_by_service(groups: Sequence[tuple[str, Sequence[str]]]) -> str:
+    """Exact host names, grouped by the service that needs them, never compacted into a wildcard
+    (a security team will not exempt all of Google from inspection): `a.pb.com and b.pb.com` for one
+    service; `funds: a.pb.com and b.pb.com; health_data: s3.amazonaws.com` for several."""
+    named = [(service, list(dict.fromkeys(hosts))) for service, hosts in groups if hosts]
+    if len(named) == 1 or all(not service for service, _ in named):
+        return _and(list(dict.fromkeys(h for _, hs in named for h in hs)))
+    return "; ".join(f"{service}: {_and(hosts)}" if service else _and(hosts) for service, hosts in named)
 
 
 @dataclass(frozen=True)
@@ -98,18 +118,23 @@ class Scope:
     issuers: tuple[str, ...] = ()
     schemes: tuple[str, ...] = ()
     seen: tuple[str, ...] = ()
+    services: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (service, its hosts), when known
 
     @classmethod
     def of(cls, results: Iterable[Result]) -> Scope:
         """The scope of one result (its remedy) or of the several a finding groups (the check's)."""
         rs = list(results)
         evs = [r.evidence for r in rs]
+        groups: dict[str, dict[str, None]] = {}
+        for r in rs:
+            groups.setdefault(r.service, {})[_host(r.endpoint)] = None
         return cls(
             hosts=tuple(dict.fromkeys(_host(r.endpoint) for r in rs)),
             ports=tuple(sorted({p for r in rs if (p := _port(r.endpoint)) is not None})),
             issuers=tuple(dict.fromkeys(ev.chain_shown[0].issuer for ev in evs if ev.chain_shown)),
             schemes=tuple(dict.fromkeys(s.split()[0] for ev in evs for s in ev.auth_schemes if s.split())),
             seen=tuple(dict.fromkeys(cause_of(r)[1] for r in rs)),
+            services=tuple((s, tuple(hs)) for s, hs in groups.items()),
         )
 
     @classmethod
@@ -121,14 +146,19 @@ class Scope:
 
     def fields(self) -> dict[str, str]:
         """The values a remedy template may name, each said for one item or for several."""
-        ports = self.ports or GUIDE_PORTS
+        proxy_ports = guide_ports()
+        ports = self.ports or proxy_ports
+        groups = self.services or (("", self.hosts),)
         return {
-            # `a.pb.com`; `x.com, y.com and *.pb.com (3 hosts)`: last in a sentence, as the list may be long
-            "hosts": _and(compact_hosts(self.hosts)) or "the guide's hosts",
+            # Exact names, by service (`funds: a.pb.com and b.pb.com; os_updates: pb-ota.redbend.com`):
+            # last in a sentence, as the list may be long
+            "hosts": hosts_by_service(groups) or "the guide's hosts",
             "these_hosts": "this host" if len(self.hosts) == 1 else "these hosts",
             "ports": f"port {ports[0]}" if len(ports) == 1 else f"ports {_and([str(p) for p in ports])}",
             "ports_it": "it" if len(ports) == 1 else "them",  # the ports, as a pronoun
             "connect_ports": _and([f"'ConnectPort {p}'" for p in ports]),  # tinyproxy takes one port per line
+            # Squid's SSL_ports line with every port the meter tunnels to (catalog `proxy_ports`)
+            "ssl_ports_acl": "acl SSL_ports port " + " ".join(str(p) for p in (443, *(p for p in proxy_ports if p != 443))),
             "issuer": _and([f"'{i}'" for i in self.issuers]) or "an unknown CA",
             "schemes": ", ".join(self.schemes) or "schemes other than Basic",
             "seen": _and(self.seen) or "an answer the meter does not accept",
@@ -234,7 +264,7 @@ CAUSES: dict[str, Cause] = {
     for c in (
         Cause("allow_ports", "port rule: CONNECT to ports other than 443 refused",
               "allow CONNECT to {ports}: on Squid add {ports_it} to SSL_ports "
-              "(acl SSL_ports port 443 80 5938); on tinyproxy add {connect_ports}; "
+              "({ssl_ports_acl}); on tinyproxy add {connect_ports}; "
               "or exempt the meter's address from the port rule"),
         Cause("port_closed", "port rule: the proxy closes CONNECTs to some ports without answering",
               "allow CONNECT to {ports} for the meter; if every connection to the proxy fails, check the "
@@ -244,13 +274,16 @@ CAUSES: dict[str, Cause] = {
               "connections, such as Squid's deny_info TCP_RESET"),
         Cause("exclusions", "the proxy refuses some of the guide's hosts (exclusion or ACL: meant to go DIRECT?)",
               "allow CONNECT to {these_hosts} through the proxy (add to its allow list; remove from "
-              "exclusion and deny lists), as the meter cannot use PAC files or bypass lists: {hosts}"),
+              "exclusion and deny lists), as the meter sends everything to the proxy it was given (the guide: "
+              "'The proxy does not support allowing exceptions or exclusions.'; that it cannot use a PAC file "
+              "either is the project's assumption, docs/assumptions.md no_pac): {hosts}"),
         Cause("deny_hosts", "web filter: block page for some of the guide's hosts",
               "in the web filter, allow {these_hosts} for the meter, by host or by category: {hosts}"),
         Cause("allow_hosts", "web filter allow-list misses some of the guide's hosts",
               "add {these_hosts} to the web filter's allow-list for the meter: {hosts}"),
         Cause("auth_schemes", "proxy authentication: the proxy offers no Basic scheme",
-              "the proxy offers only {schemes}: the meter supports Basic only; add a Basic realm for the "
+              "the proxy offers only {schemes}: the meter answers Basic only (the project's assumption, as "
+              "Android 7's OkHttp does: docs/assumptions.md basic_only); add a Basic realm for the "
               "meter, or exempt its address from authentication"),
         Cause("credentials", "proxy authentication: the username or password was rejected",
               "check the proxy username and password typed on the meter (both may be case sensitive) "

@@ -352,10 +352,11 @@ def parse_catalog(data: dict[str, object], source: str = "<catalog>") -> Catalog
     services = {
         name: _parse_service(f"{source}: services.{name}", name, raw, known) for name, raw in raw_services.items()
     }
-    raw_ports = data.get("proxy_ports", (80, 443, 5938))
+    used = {e.port for s in services.values() for e in s.endpoints if e.via_proxy}
+    # Without `proxy_ports` (a small catalog built for a test), the ports its endpoints tunnel to.
+    raw_ports = data.get("proxy_ports", tuple(sorted(used)))
     if not isinstance(raw_ports, list | tuple) or not all(isinstance(p, int) and 0 < p < 65536 for p in raw_ports):
         raise CatalogError(f"{source}: proxy_ports: expected a list of ports 1-65535, got {raw_ports!r}")
-    used = {e.port for s in services.values() for e in s.endpoints if e.via_proxy}
     if missing := sorted(used - set(raw_ports)):
         raise CatalogError(f"{source}: proxy_ports {list(raw_ports)} lacks port(s) {missing} that endpoints use")
     conflict = None

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
-from proxy_lab.catalog import INTERNAL_RANGES
+from proxy_lab.catalog import INTERNAL_RANGES, load_catalog
 from proxy_lab.errors import ConfigError
 
 Level = Literal["error", "warning", "info"]
@@ -155,12 +155,14 @@ def lint_site(site: SiteSettings) -> list[Finding]:
             "Advanced Network Requirements: 'a minimum network bandwidth of 384 kbps (upstream and downstream) "
             "to operate, but we recommend 1 Mbit/sec for best performance'"
         )
-        if site.bandwidth_kbps < 384:
+        # The same floor as the check's verdict (docs/assumptions.md, bandwidth_floor): the catalog's.
+        catalog = load_catalog()
+        if site.bandwidth_kbps < catalog.min_kbps:
             out.append(Finding(
-                "bandwidth-floor", "error", f"{site.bandwidth_kbps} kbit/s is below the 384 kbit/s floor", quote,
+                "bandwidth-floor", "error", f"{site.bandwidth_kbps} kbit/s is below the {catalog.min_kbps} kbit/s floor", quote,
                 "give the meter at least 384 kbit/s each way (1 Mbit/s recommended); do not share DSL or cellular links between meters",
             ))  # fmt: skip
-        elif site.bandwidth_kbps < 1000:
+        elif site.bandwidth_kbps < catalog.recommended_kbps:
             out.append(Finding(
                 "bandwidth-recommended", "warning",
                 f"{site.bandwidth_kbps} kbit/s meets the floor but is below the recommended 1 Mbit/s", quote,

@@ -239,18 +239,47 @@ def test_the_check_fills_the_same_sentence_for_every_port_a_finding_groups() -> 
     assert "'ConnectPort 80' and 'ConnectPort 5938'" in text
 
 
-def test_the_check_fills_the_same_sentence_for_every_host_a_finding_groups() -> None:
-    hosts = ["pb-ota.redbend.com", "s3.amazonaws.com", "a.pb.com", "b.pb.com", "c.pb.com"]
+def test_the_check_names_every_host_exactly_grouped_by_service_and_never_a_wildcard() -> None:
+    hosts = {
+        "os_updates": ["pb-ota.redbend.com"],
+        "health_data": ["s3.amazonaws.com"],
+        "funds": ["a.pb.com", "b.pb.com", "c.pb.com"],
+        "device_management": [f"h{i}.google.com" for i in range(12)],
+    }
     chain = [CertSummary("CN=x", CORP_CA, "00", "", "")]
     rs = [
-        result(Outcome.TLS_INTERCEPTED, f"https://{h}/", service=h, connect_status=200, chain_shown=chain)
-        for h in hosts
+        result(Outcome.TLS_INTERCEPTED, f"https://{h}/", service=s, connect_status=200, chain_shown=chain)
+        for s, hs in hosts.items()
+        for h in hs
     ]
     [finding] = check.diagnose(rs)
     text = check.specific_remedy(finding)
     assert fills(CAUSES["tls_inspect"].remedy, text)
     assert text.startswith(f"TLS re-signed by '{CORP_CA}': exempt these hosts from SSL inspection")
-    assert text.endswith(": pb-ota.redbend.com, s3.amazonaws.com and *.pb.com (3 hosts)")
+    assert ": os_updates: pb-ota.redbend.com; health_data: s3.amazonaws.com; funds: a.pb.com, b.pb.com and c.pb.com; " in text
+    assert all(f"h{i}.google.com" in text for i in range(12))
+    assert "*" not in text and "hosts)" not in text
+
+
+def test_one_services_hosts_are_listed_without_its_name() -> None:
+    chain = [CertSummary("CN=x", CORP_CA, "00", "", "")]
+    rs = [
+        result(Outcome.TLS_INTERCEPTED, f"https://{h}.pb.com/", service="funds", connect_status=200, chain_shown=chain)
+        for h in ("a", "b", "c")
+    ]
+    [finding] = check.diagnose(rs)
+    assert check.specific_remedy(finding).endswith("by SNI): a.pb.com, b.pb.com and c.pb.com")
+
+
+def test_the_port_lists_of_advice_are_the_catalogs_proxy_ports_5228_included() -> None:
+    from proxy_lab.advice import GUIDE_PORTS, guide_ports
+    from proxy_lab.catalog import load_catalog
+
+    assert GUIDE_PORTS == guide_ports() == load_catalog().proxy_ports
+    assert 5228 in GUIDE_PORTS
+    text = CAUSES["allow_ports"].remedy_for(Scope())
+    assert "acl SSL_ports port 443 80 5228 5938" in text
+    assert "ports 80, 443, 5228 and 5938" in text
 
 
 def test_a_finding_without_results_still_fills_its_sentence_from_its_endpoints() -> None:

@@ -223,3 +223,10 @@ def test_an_endpoint_listed_twice_is_rejected() -> None:
     twice = [{"url": "https://h.example/", "exchange": "get"}] * 2
     with pytest.raises(CatalogError, match=r"listed twice: https://h\.example/"):
         parse_catalog(minimal(endpoints=twice), "bad.toml")
+
+
+def test_a_catalog_without_proxy_ports_takes_the_ports_its_endpoints_tunnel_to() -> None:
+    cat = parse_catalog({"services": {"x": {"level": "required", "endpoints": [{"url": "tcp://localhost:36655/", "exchange": "get"}]}}})
+    assert cat.proxy_ports == (36655,)
+    with pytest.raises(CatalogError, match=r"lacks port\(s\) \[36655\]"):  # negative control: declared, then checked
+        parse_catalog({"proxy_ports": [443], "services": {"x": {"level": "required", "endpoints": [{"url": "tcp://localhost:36655/", "exchange": "get"}]}}})

@@ -108,3 +108,39 @@ def test_the_demo_html_shows_the_matrix_and_both_chains_in_chromium(proxy_lab_ce
     assert '<table id="matrix" class="matrix">' in dom
     assert 'id="tls-evidence"' in dom and 'class="chain chain-shown"' in dom and 'class="chain chain-expected"' in dom
     assert "Corp Inspection CA" in dom and "PB Root" in dom
+
+
+def test_the_demo_runs_the_sendpro_c_and_shows_what_differs_between_the_models(
+    proxy_lab_certs_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # one line per sentence
+    c_ids = sorted(p.stem for p in SCENARIOS.glob("sendpro-c-*.toml"))
+    only = [a for s in [*c_ids, "baseline"] for a in ("--only", s)]
+    out_json = tmp_path / "r.json"
+    assert demo(proxy_lab_certs_dir, *only, "--format", "json", "--output", str(out_json)) == 0
+    runs = json.loads(out_json.read_text())["runs"]
+    c_runs = [r for r in runs if r["model"] == "sendpro-c"]
+    assert sorted(r["scenario"]["id"] for r in c_runs) == c_ids and len(c_ids) >= 4
+    assert all(r["status"] == "met" for r in c_runs)
+    # the SendPro C is probed without parcel shipping (an inference, labelled); the SendPro+ with it
+    assert all("parcel_shipping" not in {c["service"] for c in r["services"]} for r in c_runs)
+    [plus] = [r for r in runs if r["model"] == "sendpro-plus"]
+    assert "parcel_shipping" in {c["service"] for c in plus["services"]}
+    assert demo(proxy_lab_certs_dir, *only) == 0
+    text = capsys.readouterr().out
+    assert "only the sendpro-plus has parcel_shipping" in text and "parcel_shipping_sendpro_plus" in text
+    assert "sendpro-c: 4 scenarios, 4 met their expectation" in text
+    assert (
+        "baseline and sendpro-c-baseline (the same set-up): the 11 shared services see the same outcomes; "
+        "parcel_shipping only on the sendpro-plus (pass)"
+    ) in text
+
+
+def test_in_the_demo_an_idle_timeout_resets_port_5938_while_dyngate_carries_remote_access(
+    proxy_lab_certs_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # one finding per line
+    assert demo(proxy_lab_certs_dir, "--only", "idle-timeout-teamviewer") == 0
+    out = capsys.readouterr().out
+    assert "remote_access: ✓ pass via the DynGate fallback on port 80" in out
+    assert "port 5938 reset" in out and "idle timeout" in out  # the failed way, with its remedy

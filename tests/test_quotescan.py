@@ -1,8 +1,8 @@
 """Every sentence that credits the guide quotes it exactly: the scanner, and the files it guards.
 
-The scanner runs over the files this part of the project owns (the catalog and its comments, the
-scoring, the export, docs/assumptions.md and the SendPro C scenarios). `GUARDED` can grow to the
-whole repository; `python -m proxy_lab.quotescan .` shows what that would find today.
+The scanner runs over the files the guide's data lives in (`GUARDED`), and over the whole
+repository (proxy_lab/, scenarios/, README.md, docs/) with a small explicit list of known
+exceptions (`KNOWN`), each with its reason.
 """
 
 from __future__ import annotations
@@ -40,6 +40,21 @@ GUARDED = [
 def test_the_guarded_files_quote_the_guide_exactly() -> None:
     assert all(p.exists() for p in GUARDED), [str(p) for p in GUARDED if not p.exists()]
     assert scan(GUARDED) == []
+
+
+# (file, quotation): quoted text the scanner flags in the repository, each knowingly left as it is.
+KNOWN: dict[tuple[str, str], str] = {
+    ("proxy_lab/proxy/faults/socks_only.py", "SOCKS proxies are not supported"):
+        "a misquote in the lab proxy's code, to fix there: the guide says "
+        "'Socket Secure (SOCKS) protocol is not supported.'",
+    ("docs/serve.md", "via the existing proxy"): "the dashboard's own words, quoted near a mention of the guide",
+}  # fmt: skip
+
+
+def test_every_quotation_of_the_guide_in_the_repository_is_exact_but_the_known_exceptions() -> None:
+    found = scan([ROOT / "proxy_lab", ROOT / "scenarios", ROOT / "README.md", ROOT / "docs"])
+    flagged = {(Path(m.path).resolve().relative_to(ROOT).as_posix(), m.quotation) for m in found}
+    assert flagged - set(KNOWN) == set()
 
 
 def test_the_guarded_files_do_quote_the_guide_so_the_scan_is_not_vacuous() -> None:

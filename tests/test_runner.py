@@ -97,3 +97,34 @@ def test_a_lab_that_cannot_be_set_up_is_one_setup_error_for_the_batch(tmp_path: 
     not_a_dir.write_text("a file where the certificate directory should be")
     with pytest.raises(SetupError, match="the lab could not be set up"):
         asyncio.run(run_scenarios([quick("baseline")], target="lab", certs_dir=not_a_dir))
+
+
+def test_shards_deal_untimed_scenarios_round_robin_and_keep_timed_ones_apart() -> None:
+    from proxy_lab.runner import shards, timed
+
+    names = ["baseline", "throttle-384k", "basic-auth", "latency-satellite", "tls-inspect", "exclusions", "preset-squid-stock"]
+    batch = [load_scenario(SCENARIOS / f"{n}.toml") for n in names]
+    parts, alone = shards(batch, 2)
+    assert [batch[i].id for i in alone] == ["throttle-384k", "latency-satellite"]
+    assert parts == [[0, 4, 6], [2, 5]]
+    assert sorted(i for p in parts for i in p) + alone == [0, 2, 4, 5, 6, 1, 3]  # every scenario exactly once
+    assert not timed(batch[0]) and timed(batch[1])  # negative control: the baseline is not timed
+
+
+@pytest.mark.slow
+def test_a_batch_split_across_processes_comes_back_in_order_with_the_same_verdicts(tmp_path: Path) -> None:
+    names = [
+        "baseline", "basic-auth-missing", "basic-auth", "exclusions", "throttle-384k", "preset-squid-stock",
+        "basic-auth-wrong-password", "socks-only",
+    ]  # fmt: skip
+    batch = [quick(n) for n in names]
+    seen: list[tuple[str, str]] = []
+    runs = asyncio.run(
+        run_scenarios(batch, target="lab", certs_dir=tmp_path / "certs", workers=2,
+                      on_progress=lambda stage, s, run: seen.append((stage, s.id)))
+    )  # fmt: skip
+    assert [r.scenario.id for r in runs] == names
+    assert [r.status for r in runs] == ["met"] * len(names), [r.unmet() for r in runs]
+    assert runs[3].observed["funds"] == Outcome.REFUSED and runs[0].observed["funds"] == Outcome.PASS
+    assert sorted(seen) == sorted([(stage, n) for n in names for stage in ("start", "done")])
+    assert seen[-1] == ("done", "throttle-384k")  # the timed scenario ran last, alone

@@ -30,10 +30,12 @@ from proxy_lab.report.cells import (
     cell,
     cells,
     lesson_for,
+    model_differences,
     printable,
     remedy_for,
     rule_for,
     run_label,
+    run_model,
     run_problems,
     services_of,
     target_label,
@@ -240,7 +242,7 @@ def _matrix_cell(run: ScenarioRun, c: Cell | None, ids: _Ids) -> str:
 
 def matrix(runs: Sequence[ScenarioRun], services: Sequence[str], ids: _Ids) -> str:
     catalog = load_catalog()
-    head = ['<th scope="col">scenario</th>']
+    head = ['<th scope="col">scenario</th>', '<th scope="col" title="the meter model the device played">model</th>']
     for s in services:
         full = catalog.services[s].title if s in catalog.services else s
         head.append(f'<th scope="col" title="{esc(full)} ({esc(s)})">{esc(SHORT.get(s, s))}</th>')
@@ -250,7 +252,9 @@ def matrix(runs: Sequence[ScenarioRun], services: Sequence[str], ids: _Ids) -> s
         label = f'<a href="#{ids.run(run)}">{esc(run.scenario.id)}</a>'
         if run.target != "lab":
             label += f' <span class="target">[{esc(target_label(run.target))}]</span>'
-        tds = "".join(_matrix_cell(run, cell(run, s), ids) for s in services)
+        tds = f'<td class="model">{esc(run_model(run))}</td>' + "".join(
+            _matrix_cell(run, cell(run, s, catalog), ids) for s in services
+        )
         status = {"met": "met", "not_met": "✗ NOT MET", "skipped": "skipped", "setup_error": "SETUP ERROR"}.get(run.status, run.status)
         rows.append(
             f'<tr class="run" data-status="{esc(run.status)}"><th scope="row">{label}</th>{tds}'
@@ -259,7 +263,7 @@ def matrix(runs: Sequence[ScenarioRun], services: Sequence[str], ids: _Ids) -> s
     return (
         '<table id="matrix" class="matrix"><caption class="meta">Rows: scenarios. Columns: the services of the '
         "connectivity guide. Click a cell for its evidence.</caption>"
-        f'<colgroup><col class="c-scenario">{"<col>" * len(services)}<col class="c-expectation"></colgroup>'
+        f'<colgroup><col class="c-scenario"><col class="c-model">{"<col>" * len(services)}<col class="c-expectation"></colgroup>'
         f"<thead><tr>{''.join(head)}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
 
@@ -376,7 +380,7 @@ def cell_block(run: ScenarioRun, c: Cell, ids: _Ids) -> str:
     icon = sym(c.observed.symbol) if c.observed is not None else "?"
     flag = ' <span class="flag">!</span> UNEXPECTED' if c.unexpected else ""
     expected = f" (expected {esc(c.expected_text())})" if c.unexpected else ""
-    head = f'<span class="cell-head {family}">{esc(c.service)}: {icon} {esc(c.observed_text())}</span>{flag}{expected}'
+    head = f'<span class="cell-head {family}">{esc(c.service)}: {icon} {esc(c.observed_sentence())}</span>{flag}{expected}'
     worst = c.worst
     if worst is None:
         body = "<p>The device reported no result for this service.</p>"
@@ -400,7 +404,7 @@ def run_block(run: ScenarioRun, services: Sequence[str], ids: _Ids) -> str:
         f'<h3>{esc(run_label(run))}: {esc(s.title)} <span class="status s-{esc(run.status)}">[{esc(status)}]</span></h3>',
     ]
     meta = [f"Guide section: {esc(s.guide_section)}"] if s.guide_section else []
-    meta += [f"target: {esc(target_label(run.target))}", f"{run.elapsed_s:.2f} s"]
+    meta += [f"target: {esc(target_label(run.target))}", f"model: {esc(run_model(run))}", f"{run.elapsed_s:.2f} s"]
     parts.append(f'<p class="meta">{" · ".join(meta)}</p>')
     if lesson := lesson_for(run):
         parts.append(f'<p class="lesson"><strong>Lesson:</strong> {esc(lesson)}</p>')
@@ -442,6 +446,12 @@ def render(runs: Sequence[ScenarioRun], generated_at: datetime | None = None) ->
         )
         setup_html = f'<section id="setup"><h2>Setup failures and skipped runs (not outcomes)</h2><ul class="setup-list">{items}</ul></section>'
     details = "".join(run_block(run, services, ids) for run in runs)
+    models = model_differences(runs, catalog)
+    models_html = (
+        '<section id="models"><h3>SendPro C and SendPro+</h3><ul>' + "".join(f"<li>{esc(m)}</li>" for m in models) + "</ul></section>"
+        if models
+        else ""
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -463,6 +473,7 @@ def render(runs: Sequence[ScenarioRun], generated_at: datetime | None = None) ->
 <section id="matrix-section"><h2>What the meter saw, per scenario and service</h2>
 {matrix(runs, services, ids)}
 {legend()}
+{models_html}
 </section>
 {setup_html}
 <section id="details"><h2>Why: the evidence, the guide's rule and the remedy</h2>

@@ -22,6 +22,7 @@ from proxy_lab.report.cells import (
     redact,
     remedy_for,
     rule_for,
+    run_model,
     run_problems,
     services_of,
     summary,
@@ -84,6 +85,7 @@ def run_dict(run: ScenarioRun, services: Sequence[str]) -> dict[str, Any]:
             "path": str(s.path) if s.path is not None else None,
         },
         "target": target_label(run.target),
+        "model": run_model(run),
         "status": run.status,
         "setup_error": run.setup_error,
         "skipped": run.skipped,
@@ -96,6 +98,9 @@ def run_dict(run: ScenarioRun, services: Sequence[str]) -> dict[str, Any]:
                 "met": c.status == "met",
                 "status": c.status,
                 "worst_result": f"{run.scenario.id}/{w.service}/{w.endpoint}" if (w := c.worst) else None,
+                "rule": c.score.rule if c.score is not None else None,
+                "sentence": c.score.sentence if c.score is not None else "",
+                "way": c.score.way if c.score is not None else None,
             }
             for c in cells(run, services)
         ],

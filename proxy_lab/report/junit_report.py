@@ -29,6 +29,7 @@ from proxy_lab.report.cells import (
     remedy_for,
     rule_for,
     run_label,
+    run_model,
     run_problems,
     services_of,
     target_label,
@@ -60,7 +61,7 @@ def _time(seconds: float) -> str:
 
 def failure_text(run: ScenarioRun, c: Cell) -> str:
     """Expected against observed, then the worst endpoint's evidence, rule and remedy, then the rest."""
-    lines = [f"expected {c.expected_text()}, observed {c.observed_text()}"]
+    lines = [f"expected {c.expected_text()}, observed {c.observed_sentence()}"]
     r = c.worst
     if r is None:
         lines.append("the device reported no result for this service")
@@ -113,6 +114,7 @@ def _suite(root: ET.Element, index: int, run: ScenarioRun, services: Sequence[st
         ("scenario", s.id),
         ("title", s.title),
         ("target", target_label(run.target)),
+        ("model", run_model(run)),
         ("status", run.status),
         ("guide_section", s.guide_section),
         ("lesson", s.lesson),
@@ -148,7 +150,7 @@ def _suite(root: ET.Element, index: int, run: ScenarioRun, services: Sequence[st
         out.append(f"lesson: {lesson}")
     for c in run_cells:
         if c.worst is not None and c.finding and not c.unexpected:
-            out.append(f"as expected, {c.service}: {c.observed_text()} ({c.worst.evidence.one_line()})")
+            out.append(f"as expected, {c.service}: {c.observed_sentence()} ({c.worst.evidence.one_line()})")
     _el(suite, "system-out", "\n".join(out))
     _el(suite, "system-err", f"setup failure: {run.setup_error}" if run.setup_error else "")
     suite.attrib.update(

@@ -15,16 +15,18 @@ from typing import TYPE_CHECKING
 
 import proxy_lab
 from proxy_lab.catalog import load_catalog
-from proxy_lab.outcomes import Outcome
+from proxy_lab.outcomes import Outcome, Result
 from proxy_lab.report.cells import (
     Cell,
     cell,
     findings,
     lesson_for,
+    model_differences,
     printable,
     remedy_for,
     rule_for,
     run_label,
+    run_model,
     run_problems,
     services_of,
     target_label,
@@ -68,10 +70,14 @@ def _cell_md(c: Cell | None) -> str:
 
 
 def table(runs: Sequence[ScenarioRun], services: Sequence[str]) -> list[str]:
-    head = ["scenario", *services, "expectation"]
-    lines = ["| " + " | ".join(md_text(h) for h in head) + " |", "|" + "---|" + ":-:|" * len(services) + "---|"]
+    catalog = load_catalog()
+    head = ["scenario", "model", *services, "expectation"]
+    lines = ["| " + " | ".join(md_text(h) for h in head) + " |", "|---|---|" + ":-:|" * len(services) + "---|"]
     for run in runs:
-        row = [md_text(run_label(run)), *(_cell_md(cell(run, s)) for s in services), _STATUS.get(run.status, run.status)]
+        row = [
+            md_text(run_label(run)), md_text(run_model(run)),
+            *(_cell_md(cell(run, s, catalog)) for s in services), _STATUS.get(run.status, run.status),
+        ]  # fmt: skip
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
@@ -93,10 +99,22 @@ def _finding(run: ScenarioRun, c: Cell) -> list[str]:
     if r is None:
         return [f"- {flag}**{md_text(c.service)}: no result** (expected {md_text(c.expected_text())})"]
     expected = f" (expected {md_text(c.expected_text())})" if c.unexpected else ""
+    if c.sentence and c.observed is not None:
+        # A service the guide lets work in several ways: the sentence says which way worked.
+        return [
+            f"- {flag}**{md_text(c.service)}: {c.observed.symbol} {md_text(c.sentence)}**{expected}",
+            f"  - worst endpoint: {r.outcome.value} at {md_code(r.endpoint)}: {md_text(r.detail)}",
+            *_advice(run, c, r),
+        ]
     lines = [
         f"- {flag}**{md_text(c.service)}: {r.outcome.symbol} {r.outcome.value}**{expected} at {md_code(r.endpoint)}: {md_text(r.detail)}",
-        f"  - evidence: {md_code(r.evidence.one_line())}",
     ]
+    return lines + _advice(run, c, r)
+
+
+def _advice(run: ScenarioRun, c: Cell, r: Result) -> list[str]:
+    """The worst endpoint's evidence, the guide's rule, the remedy, and the other failing endpoints."""
+    lines = [f"  - evidence: {md_code(r.evidence.one_line())}"]
     if rule := rule_for(r):
         lines.append(f"  - rule: {md_text(rule)}")
     if fix := remedy_for(run, r):
@@ -126,6 +144,8 @@ def render(runs: Sequence[ScenarioRun], generated_at: datetime | None = None) ->
         "",
         legend(),
     ]
+    if models := model_differences(runs, catalog):
+        out += ["", "### SendPro C and SendPro+", "", *(f"- {md_text(line)}" for line in models)]
     setup = [r for r in runs if r.setup_error]
     skipped = [r for r in runs if r.skipped and not r.setup_error]
     if setup or skipped:

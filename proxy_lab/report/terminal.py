@@ -24,10 +24,12 @@ from proxy_lab.report.cells import (
     Cell,
     cell,
     lesson_for,
+    model_differences,
     printable,
     remedy_for,
     rule_for,
     run_label,
+    run_model,
     run_problems,
     services_of,
     target_label,
@@ -38,7 +40,9 @@ from proxy_lab.report.cells import findings as cell_findings
 if TYPE_CHECKING:
     from proxy_lab.runs import ScenarioRun
 
-__all__ = ["STYLE", "findings", "legend", "matrix_table", "print_runs", "setup_section", "worst_result"]
+__all__ = [
+    "STYLE", "findings", "legend", "matrix_table", "model_section", "print_runs", "setup_section", "worst_result",
+]  # fmt: skip
 
 STYLE = {
     Outcome.PASS: "green",
@@ -59,6 +63,9 @@ RUN_STATUS = {
     "setup_error": Text("SETUP ERROR", style="bold yellow"),
 }
 
+
+# The model column: short enough for a terminal, unambiguous.
+MODEL_SHORT = {"sendpro-c": "C", "sendpro-plus": "+"}
 
 # Short cell words so twelve services fit a terminal; the legend gives the full outcome names.
 TERSE = {
@@ -95,12 +102,13 @@ def matrix_table(
 ) -> Table:
     """The matrix; when it would not fit `width` columns, cells show the symbol without the word."""
     services = services_of(runs, catalog)
-    cells_of = [[cell(run, s) for s in services] for run in runs]
+    cells_of = [[cell(run, s, catalog) for s in services] for run in runs]
+    models = [Text(MODEL_SHORT.get(run_model(run), run_model(run))) for run in runs]
     labels = [Text(printable(run_label(run))) for run in runs]
     statuses = [RUN_STATUS.get(run.status, Text(run.status)) for run in runs]
 
     def needed(compact: bool) -> int:
-        widths = [max([len("scenario"), *(t.cell_len for t in labels)])]
+        widths = [max([len("scenario"), *(t.cell_len for t in labels)]), max([len("model"), *(t.cell_len for t in models)])]
         for i, s in enumerate(services):
             widths.append(max([cell_len(SHORT.get(s, s)), *(_cell_text(row[i], compact).cell_len for row in cells_of)]))
         widths.append(len("expectation"))
@@ -110,11 +118,12 @@ def matrix_table(
     squeeze = width is not None and needed(True) > width
     table = Table(title=title or "proxy-lab: what the meter saw, per scenario and service", show_lines=False)
     table.add_column("scenario", style="bold", no_wrap=True, overflow="ellipsis", max_width=24 if squeeze else None)
+    table.add_column("model", no_wrap=True)
     for s in services:
         table.add_column(SHORT.get(s, s), no_wrap=True, justify="center", min_width=4)
     table.add_column("expectation", no_wrap=True)
-    for label, row, status in zip(labels, cells_of, statuses, strict=True):
-        table.add_row(label, *(_cell_text(c, compact) for c in row), status)
+    for label, model, row, status in zip(labels, models, cells_of, statuses, strict=True):
+        table.add_row(label, model, *(_cell_text(c, compact) for c in row), status)
     return table
 
 
@@ -123,9 +132,14 @@ def legend() -> Text:
     for o in Outcome:
         text.append(f"{o.symbol} {TERSE[o]}", style=STYLE[o])
         text.append(f" = {o.value}: {o.meaning}; ")
-    text.append("! = differs from the scenario's expectation; · = not expected in this scenario; ")
+    text.append("model: C = sendpro-c, + = sendpro-plus; ! = differs from the scenario's expectation; · = not expected in this scenario; ")
     text.append("setup = the run could not be set up (not an outcome); skip = the target cannot express the scenario")
     return text
+
+
+def model_section(runs: Sequence[ScenarioRun], catalog: Catalog | None = None) -> list[Text]:
+    """What differs between the two meter models, when the runs played both."""
+    return [Text(printable(f"  {line}")) for line in model_differences(runs, catalog)]
 
 
 def setup_section(runs: Sequence[ScenarioRun]) -> list[Text]:
@@ -152,9 +166,16 @@ def _finding_lines(run: ScenarioRun, c: Cell) -> list[Text]:
         lines.append(head)
         lines.append(Text("      evidence: the device reported nothing for this service", style="dim"))
         return lines
-    head.append(f"{c.service}: {r.outcome.symbol} {r.outcome.value}", style=STYLE[r.outcome])
-    head.append(f" (expected {c.expected_text()})" if c.unexpected else "")
-    head.append(printable(f" at {r.endpoint}: {r.detail}"))
+    if c.sentence and c.observed is not None:
+        # A service the guide lets work in several ways: the sentence says which way worked.
+        head.append(f"{c.service}: {c.observed.symbol} {c.sentence}", style=STYLE[c.observed])
+        head.append(f" (expected {c.expected_text()})" if c.unexpected else "")
+        lines.append(head)
+        head = Text(printable(f"      worst endpoint: {r.outcome.value} at {r.endpoint}: {r.detail}"))
+    else:
+        head.append(f"{c.service}: {r.outcome.symbol} {r.outcome.value}", style=STYLE[r.outcome])
+        head.append(f" (expected {c.expected_text()})" if c.unexpected else "")
+        head.append(printable(f" at {r.endpoint}: {r.detail}"))
     lines.append(head)
     lines.append(Text(printable(f"      evidence: {r.evidence.one_line()}"), style="dim"))
     if rule := rule_for(r):
@@ -189,6 +210,11 @@ def print_runs(runs: Sequence[ScenarioRun], console: Console | None = None, cata
     console = console or Console()
     console.print(matrix_table(runs, catalog, width=console.width))
     console.print(legend())
+    if models := model_section(runs, catalog):
+        console.print()
+        console.print(Text("SendPro C and SendPro+ (model column: C = sendpro-c, + = sendpro-plus)", style="bold underline"))
+        for line in models:
+            console.print(line)
     setup = setup_section(runs)
     if setup:
         console.print()

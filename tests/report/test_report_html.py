@@ -106,9 +106,10 @@ def test_the_page_is_self_contained_and_forbids_loading_anything(all_runs):
 def test_the_matrix_has_a_row_per_run_and_a_column_per_service(page):
     matrix = page.one("table", id="matrix")
     heads = [th.text() for th in matrix.one("thead").select("th")]
-    assert heads == ["scenario", "distrib", "funds", "remote", "verdict"]
+    assert heads == ["scenario", "model", "distrib", "funds", "remote", "verdict"]
     rows = matrix.one("tbody").select("tr")
     assert [r.attrs["data-status"] for r in rows] == ["met", "met", "not_met", "setup_error", "skipped"]
+    assert {r.one("td", cls="model").text() for r in rows} == {"sendpro-plus"}  # the model column
     assert [r.one("th").text().strip() for r in rows] == [
         "baseline", "tls-inspection", "squid-stock", "squid-real [squid]", "tls-inspection [tinyproxy]",
     ]  # fmt: skip

@@ -83,7 +83,11 @@ def test_a_failing_result_carries_its_evidence_rule_and_remedy(squid_run):
         "met": False,
         "status": "not_met",
         "worst_result": refused["id"],
+        "rule": "worst",
+        "sentence": "refused: 1 of 2 endpoints did not pass (http://distservp1.pb.com/csd/dstproduct refused)",
+        "way": None,
     }
+    assert run["model"] == "sendpro-plus"
 
 
 def test_a_passing_result_has_no_rule_and_no_remedy(baseline_run):

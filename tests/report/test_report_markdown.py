@@ -15,9 +15,10 @@ def table_rows(md: str) -> list[list[str]]:
 
 def test_the_table_has_a_row_per_run_and_a_column_per_service(all_runs):
     rows = table_rows(render(all_runs, "markdown"))
-    assert rows[0] == ["scenario", "distributor", "funds", "remote_access", "expectation"]
+    assert rows[0] == ["scenario", "model", "distributor", "funds", "remote_access", "expectation"]
     assert all(len(r) == len(rows[0]) for r in rows)
-    body = {r[0]: r[1:] for r in rows[2:]}
+    assert {r[1] for r in rows[2:]} == {"sendpro-plus"}  # the model column
+    body = {r[0]: r[2:] for r in rows[2:]}
     assert body["baseline"] == ["✓ pass", "✓ pass", "·", "met"]
     assert body["squid-stock"] == ["**! ⛔ refused**", "✓ pass", "**! ⛔ refused**", "**NOT MET**"]
     assert body["tls-inspection"] == ["🔓 tls_intercepted", "🔓 tls_intercepted", "·", "met"]
