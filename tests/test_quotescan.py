@@ -44,9 +44,6 @@ def test_the_guarded_files_quote_the_guide_exactly() -> None:
 
 # (file, quotation): quoted text the scanner flags in the repository, each knowingly left as it is.
 KNOWN: dict[tuple[str, str], str] = {
-    ("proxy_lab/proxy/faults/socks_only.py", "SOCKS proxies are not supported"):
-        "a misquote in the lab proxy's code, to fix there: the guide says "
-        "'Socket Secure (SOCKS) protocol is not supported.'",
     ("docs/serve.md", "via the existing proxy"): "the dashboard's own words, quoted near a mention of the guide",
 }  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""socks_only: the listener is a SOCKS5 server and nothing else (the guide's "SOCKS proxies are not supported")."""
+"""socks_only: the listener is a SOCKS5 server and nothing else (the guide: "Socket Secure (SOCKS) protocol is not supported.")."""
 
 from __future__ import annotations
 
