@@ -119,6 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let worker processes run on any CPU, and spread connections over them by hash "
                         "(default: a CPU per worker, and each new connection to the worker on its CPU "
                         "while the workers are lightly loaded)")  # fmt: skip
+    p.add_argument("--upstream", metavar="URL",
+                   help="send every CONNECT on through this HTTP proxy, http://[user:pass@]host:port "
+                        "(the corporate proxy); its refusals reach the client as they came")  # fmt: skip
+    p.add_argument("--record", type=Path, metavar="PATH",
+                   help="append one JSON line per tunnel to PATH, for `proxy-lab observe` (docs/observe.md)")  # fmt: skip
+    p.add_argument("--record-max-bytes", type=int, default=64 * 1024 * 1024, metavar="N",
+                   help="rotate the record to PATH.1 before it passes N bytes (default 64 MiB)")  # fmt: skip
+    p.add_argument("--record-anonymise", action="store_true",
+                   help="record client addresses as pseudonyms (stable for this run only)")  # fmt: skip
 
     for name, helptext in (
         ("demo", "run every scenario under scenarios/ on loopback and show the matrix"),
@@ -166,9 +175,15 @@ def cmd_certs(args: argparse.Namespace) -> int:
 
 def cmd_proxy(args: argparse.Namespace) -> int:
     from proxy_lab.proxy import ProxyConfig, make_fault, run_proxy
+    from proxy_lab.proxy.chain import UpstreamProxy
+    from proxy_lab.record import Recorder
     from proxy_lab.resolver import SystemResolver
 
     faults = [make_fault(name, settings) for name, settings in args.fault]
+    upstream = UpstreamProxy.parse(args.upstream) if args.upstream else None
+    if args.record is None and (args.record_anonymise or args.record_max_bytes != 64 * 1024 * 1024):
+        raise ConfigError("--record-max-bytes and --record-anonymise need --record PATH")
+    recorder = Recorder(args.record, args.record_max_bytes, args.record_anonymise, upstream) if args.record else None
     config = ProxyConfig(
         listen=args.listen,
         users=dict(args.user),
@@ -180,10 +195,18 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         workers=args.workers,
         defer_accept=not args.no_defer_accept,
         cpu_affinity=not args.no_cpu_affinity,
+        upstream=upstream,
+        watcher=recorder,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     config.check_exposure()
-    return run_proxy(config, SystemResolver())
+    if upstream is not None:
+        logging.getLogger("proxy_lab.proxy").info("chained to %s", upstream)  # str() hides the password
+    try:
+        return run_proxy(config, SystemResolver())
+    finally:
+        if recorder is not None:
+            recorder.close()
 
 
 def cmd_faults(args: argparse.Namespace) -> int:

@@ -45,6 +45,7 @@ from typing import Any, Literal, NoReturn, cast, get_args
 from proxy_lab.errors import ConfigError, RemoteProtocolError
 from proxy_lab.proxy import poller
 from proxy_lab.proxy.auth import BasicAuth
+from proxy_lab.proxy.chain import UpstreamProxy, open_via_upstream
 from proxy_lab.proxy.conn import ClientProtocol
 from proxy_lab.proxy.deadlines import Deadlines, Timeouts
 from proxy_lab.proxy.events import ConnectRequest, Refusal
@@ -55,6 +56,7 @@ from proxy_lab.proxy.parse import parse_connect
 from proxy_lab.proxy.records import Event, ProxyLogRecord, ProxyStats
 from proxy_lab.proxy.relay import Tunnel
 from proxy_lab.proxy.responses import lab_error, squid_connect_fail, squid_dns_fail
+from proxy_lab.proxy.watch import TunnelWatcher
 from proxy_lab.resolver import Address, MapResolver, ResolveError, Resolver, SystemResolver, address_of, is_ip
 from proxy_lab.tasks import create_task
 
@@ -98,6 +100,9 @@ class ProxyConfig:
     # are lightly loaded a new connection goes to the worker on the CPU that received it
     # (proxy_lab/proxy/steering.py). False: workers float, and the kernel's hash spreads connections.
     cpu_affinity: bool = True
+    # -- chaining and recording (proxy_lab/proxy/chain.py, proxy_lab/record.py) --
+    upstream: UpstreamProxy | None = None  # every tunnel opened through this proxy; no name resolved here
+    watcher: TunnelWatcher | None = None  # sees every tunnel and refusal (the recorder); one worker then
 
     def __post_init__(self) -> None:
         if isinstance(self.listen, list):  # from TOML or JSON
@@ -187,6 +192,7 @@ class LabProxy:
         # resolve without waiting only with these resolvers.
         self._plain_possible = (
             poller.AVAILABLE and self._head_parser is not None and type(resolver) in (SystemResolver, MapResolver)
+            and config.upstream is None and config.watcher is None  # chained and recorded: the general path
         )
         self._poller: poller.Poller | None = None  # the plain path's sockets (made in start())
         self._request_hooks = [
@@ -681,6 +687,8 @@ class LabProxy:
         target = ctx.authority if ctx is not None else target
         status = refusal.status if refusal.action == "respond" else 0
         self.stats.refusals[status] += 1
+        if self.config.watcher is not None and ctx is not None:
+            self.config.watcher.refused(ctx, refusal)
         what = f"CONNECT {target}" if target else "request"
         self._record(
             "refused",
@@ -717,7 +725,7 @@ class LabProxy:
             if refusal is not None:
                 await self._refuse(conn, ctx, refusal, answer)
                 return
-        if self._faults(ctx, "resolve") or self._faults(ctx, "open_upstream"):
+        if self._faults(ctx, "resolve") or self._faults(ctx, "open_upstream") or self.config.upstream is not None:
             tunnel = await self._open_via_hooks(conn, ctx, answer)
         else:
             tunnel = Tunnel(ctx, self.stats, self._stages(ctx))
@@ -756,6 +764,8 @@ class LabProxy:
         finally:
             self._tunnels.discard(tunnel)
             self.stats.tunnels_open -= 1
+            if self.config.watcher is not None:
+                self.config.watcher.closed(ctx, tunnel, tunnel.why_closed)
             self._record(
                 "tunnel_closed",
                 f"tunnel {ctx.authority} for {client} closed: {tunnel.bytes_client_to_upstream} B up, "
@@ -792,6 +802,9 @@ class LabProxy:
 
     def _stages(self, ctx: Ctx) -> list[Stage]:
         stages: list[Stage] = []
+        watching = self.config.watcher.stage(ctx) if self.config.watcher is not None else None
+        if watching is not None:  # first: it sees the bytes as they came from either side
+            stages.append(watching)
         for fault in self._faults(ctx, "stream"):
             stage = fault.stream(ctx)
             if stage is not None:
@@ -832,6 +845,14 @@ class LabProxy:
         return addresses
 
     def _base_open(self, ctx: Ctx, resolve: ResolveNext) -> OpenNext:
+        upstream = self.config.upstream
+        if upstream is not None:  # chained: the upstream proxy resolves and connects (chain.py)
+            self._check_loop(ctx, [(upstream.host, upstream.port)])
+            client_auth = None if self.auth.enabled or ctx.request is None else ctx.request.get("Proxy-Authorization")
+            return lambda host, port: open_via_upstream(
+                upstream, ctx, self.resolver, (host, port), client_credentials=client_auth
+            )
+
         async def open_upstream(host: str, port: int) -> socket.socket:
             addresses = await resolve(host, port)
             self._check_loop(ctx, addresses)
@@ -1050,7 +1071,7 @@ def worker_count(config: ProxyConfig) -> int:
     """How many processes `run_proxy` starts for `config` (see ProxyConfig.workers)."""
     if config.workers:
         return config.workers
-    if config.faults:
+    if config.faults or config.watcher is not None:
         return 1
     try:
         cores = len(os.sched_getaffinity(0))
