@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _extra_commands() -> list[Callable[[Any], None]]:
     """Commands contributed by optional modules (check, lint, matrix)."""
     found = []
-    for module in ("proxy_lab.check", "proxy_lab.lint", "proxy_lab.matrix"):
+    for module in ("proxy_lab.check", "proxy_lab.lint", "proxy_lab.matrix", "proxy_lab.observe"):
         try:
             mod = __import__(module, fromlist=["add_parser"])
         except ImportError:

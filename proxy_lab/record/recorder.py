@@ -156,7 +156,7 @@ class Recorder:
         upstream = ctx.notes.get(NOTE)
         up: dict[str, Any] | None = None
         if self.upstream is not None:
-            up = {"proxy": self.upstream.authority}
+            up = {"proxy": self.upstream.authority, "credentials": self.upstream.user is not None}
             if isinstance(upstream, UpstreamAnswer):
                 up.update(status=upstream.status, reason=upstream.reason, headers=_headers(upstream.headers))
         now = time.time()
