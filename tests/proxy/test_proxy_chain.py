@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from pathlib import Path
 
 import pytest
 from proxy_testkit import TIMEOUT_S, client, closed_port, lab_proxy, run, upstream
@@ -258,3 +259,26 @@ def test_an_upstream_that_is_the_lab_itself_is_refused_as_a_loop() -> None:
             await c.close()
 
     run(main())
+
+
+# -- the command line ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--upstream", "socks5://u:topsecret@127.0.0.1:1080"], "upstream proxy URL 'socks5://u:***@127.0.0.1:1080'"),
+        (["--record-anonymise"], "--record-max-bytes and --record-anonymise need --record PATH"),
+        (["--record", "REC", "--record-max-bytes", "10"], "record max bytes 10: expected at least 4096"),
+        (["--record", "/nonexistent-dir/r.jsonl"], "record file /nonexistent-dir/r.jsonl"),
+    ],
+)
+def test_bad_chaining_and_recording_options_exit_2_with_one_line_naming_them(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from proxy_lab.cli import main
+
+    argv = [str(tmp_path / "r.jsonl") if a == "REC" else a for a in argv]
+    assert main(["proxy", "--listen", "127.0.0.1:0", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "topsecret" not in err and err.count("\n") == 1
