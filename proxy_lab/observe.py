@@ -121,8 +121,29 @@ def read_records(paths: Sequence[Path]) -> list[dict[str, Any]]:
                 if not isinstance(record, dict) or (missing := [k for k in _FIELDS if k not in record]):
                     what = f"missing {', '.join(missing)}" if isinstance(record, dict) else "not an object"
                     raise ConfigError(f"{path}:{n}: not a proxy-lab record ({what})")
+                if wrong := _wrong_type(record):
+                    raise ConfigError(f"{path}:{n}: not a proxy-lab record ({wrong})")
                 records.append(record)
     return records
+
+
+def _wrong_type(record: dict[str, Any]) -> str:
+    """What is of the wrong type in a record ("" when nothing is)."""
+    for key in ("time", "client", "target", "end"):
+        if not isinstance(record[key], str):
+            return f"{key} is not a string"
+    if ":" not in record["target"]:
+        return f"target {record['target'][:60]!r} is not host:port"
+    for key in ("lab", "upstream"):
+        if not isinstance(record.get(key) or {}, dict):
+            return f"{key} is not an object"
+    for key in ("bytes_up", "bytes_down"):
+        if not isinstance(record.get(key) or 0, int):
+            return f"{key} is not a number"
+    status = record["lab"].get("status", 0)
+    if not isinstance(status, int):
+        return "lab.status is not a number"
+    return ""
 
 
 # -- classifying ------------------------------------------------------------------------------------
@@ -169,7 +190,7 @@ def classify_record(record: dict[str, Any], expected_issuers: Sequence[str] = PU
         return classify(StreamCut(peer, during, "reset", after_bytes=down))
     if end == "server closed" and down == 0 and int(record.get("bytes_up", 0) or 0) > 0:
         return classify(StreamCut(f"the tunnel to {target}", "before the server answered", "eof", expected="an answer"))
-    return Verdict(Outcome.PASS, f"tunnel to {target} carried {record.get('bytes_up', 0)} B up, {down} B down ({end})")
+    return Verdict(Outcome.PASS, f"tunnel to {target} opened and ended normally ({end})")
 
 
 def _headers_of(record: dict[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -177,14 +198,36 @@ def _headers_of(record: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple((str(k), str(v)) for k, v in source.get("headers") or [])
 
 
-def _contact(record: dict[str, Any], index: CatalogIndex, expected: Sequence[str]) -> Contact:
+_Seen = tuple[str | None, str, Verdict]  # service, endpoint URL, verdict
+
+
+def _evidence_key(record: dict[str, Any]) -> tuple[Any, ...]:
+    """Everything `classify_record` and the catalog match read: records alike in it are classified once
+    (a week of recording repeats the same few dozen contacts)."""
+    lab, up = record.get("lab") or {}, record.get("upstream") or {}
+    headers = tuple(tuple(h) for h in (up.get("headers") or ())) + tuple(tuple(h) for h in (lab.get("headers") or ()))
+    return (
+        record["target"], record.get("end"), record.get("refused_by"), lab.get("status"), lab.get("reason"),
+        lab.get("action"), up.get("proxy"), up.get("credentials"), headers, record.get("issuer"), record.get("sni"),
+        not record.get("bytes_down"), bool(record.get("bytes_up")),
+    )  # fmt: skip
+
+
+def _contact(record: dict[str, Any], index: CatalogIndex, expected: Sequence[str], memo: dict[tuple[Any, ...], _Seen]) -> Contact:
+    key = _evidence_key(record)
+    seen = memo.get(key)
     target = str(record["target"])
-    host, _, port = target.rpartition(":")
-    matched = index.match(host.strip("[]"), int(port) if port.isdigit() else 0)
-    verdict = classify_record(record, expected)
+    if seen is None:
+        host, _, port = target.rpartition(":")
+        matched = index.match(host.strip("[]"), int(port) if port.isdigit() else 0)
+        seen = memo[key] = (
+            matched[0].service if matched else None,
+            matched[0].url if matched else f"tcp://{target}",
+            classify_record(record, expected),
+        )
+    service, url, verdict = seen
     return Contact(
-        str(record["time"]), str(record["client"]), target, matched[0].service if matched else None,
-        matched[0].url if matched else f"tcp://{target}", verdict.outcome, verdict.detail,
+        str(record["time"]), str(record["client"]), target, service, url, verdict.outcome, verdict.detail,
         record.get("refused_by"), record,
     )  # fmt: skip
 
@@ -217,7 +260,8 @@ def observe(
     catalog = catalog or load_catalog()
     services = catalog.for_model(model)
     index = CatalogIndex(catalog)
-    contacts = [_contact(r, index, expected_issuers) for r in records]
+    memo: dict[tuple[Any, ...], _Seen] = {}
+    contacts = [_contact(r, index, expected_issuers, memo) for r in records]
     seen_targets = {c.target.lower() for c in contacts}
     rows = tuple(
         ServiceSeen(s.name, s.title, s.level, tuple(c for c in contacts if c.service == s.name)) for s in services
@@ -237,15 +281,22 @@ def observe(
 def findings_of(contacts: Sequence[Contact]) -> list[Finding]:
     """Failed contacts grouped by cause and refuser, most important cause first (advice.CAUSES order)."""
     groups: dict[tuple[str, str], list[tuple[Contact, Result]]] = {}
+    distinct: dict[tuple[str, str, str], tuple[Result, str]] = {}  # (endpoint, detail, refuser) -> result, cause
     for c in contacts:
         if c.outcome.ok:
             continue
-        r = _result(c)
-        groups.setdefault((cause_of(r)[0], _proxy_name(c.record)), []).append((c, r))
+        refuser = _proxy_name(c.record)
+        key = (c.endpoint, c.detail, refuser)
+        if key not in distinct:
+            r = _result(c)
+            distinct[key] = (r, cause_of(r)[0])
+            groups.setdefault((distinct[key][1], refuser), []).append((c, r))
+        else:  # the same evidence again: counted under the same finding, not re-examined
+            groups[(distinct[key][1], refuser)].append((c, distinct[key][0]))
     order = list(CAUSES)
     out = []
     for (cause_id, refuser), items in sorted(groups.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1])):
-        results = [r for _, r in items]
+        results = list({id(r): r for _, r in items}.values())  # each distinct piece of evidence once
         cause = CAUSES[cause_id]
         outcome = worst([r.outcome for r in results])
         out.append(

@@ -212,6 +212,15 @@ class PlainTunnel:
         else:
             self._open(False)
 
+    def adopt(self, upstream: _socket.socket, address: Address, client: Client) -> None:
+        """Open with an upstream socket already connected and set up elsewhere (a tunnel chained
+        through an upstream proxy, proxy_lab/proxy/chain.py): answer 200 and relay. On the poller's thread."""
+        self.address = address
+        self.waiting = client
+        self.upstream = upstream
+        self.proxy._tunnels.add(self)
+        self._open(False)
+
     def _connect_done(self, events: int) -> None:
         sock = self.upstream
         assert sock is not None
@@ -462,6 +471,22 @@ async def serve_plain(
     proxy._conns.discard(conn)  # the tunnel counts the connection's end from here on
     tunnel = PlainTunnel(proxy, poller, request, user, conn.peer)
     poller.call(tunnel.connect, address, client, proxy._plain_refused)
+
+
+def relay_chained(
+    proxy: LabProxy, conn: ClientProtocol, request: ConnectRequest, user: str | None, upstream: socket.socket
+) -> None:
+    """Relay on the plain path a tunnel whose upstream socket the general path opened through an
+    upstream proxy (chain.py): the client's socket is taken over, the 200 sent and bytes relayed as
+    for any plain tunnel (splice for bulk). Counted as the plain path counts: the tunnel ends the
+    connection, so the general path's own end of it is offset here."""
+    poller = proxy._poller
+    assert poller is not None
+    client = _take_socket(conn)
+    proxy.stats.connections_open += 1  # _serve's end decrements it too
+    tunnel = PlainTunnel(proxy, poller, request, user, conn.peer)
+    host, port = upstream.getpeername()[:2]
+    poller.call(tunnel.adopt, upstream, (host, port), client)
 
 
 def _take_socket(conn: ClientProtocol) -> tuple[socket.socket, bytes]:

@@ -49,7 +49,14 @@ from proxy_lab.proxy.chain import UpstreamProxy, open_via_upstream
 from proxy_lab.proxy.conn import ClientProtocol
 from proxy_lab.proxy.deadlines import Deadlines, Timeouts
 from proxy_lab.proxy.events import ConnectRequest, Refusal
-from proxy_lab.proxy.fastpath import DONTWAIT, ESTABLISHED, PlainTunnel, refuse_connect, serve_plain
+from proxy_lab.proxy.fastpath import (
+    DONTWAIT,
+    ESTABLISHED,
+    PlainTunnel,
+    refuse_connect,
+    relay_chained,
+    serve_plain,
+)
 from proxy_lab.proxy.faults.base import AnswerFn, Ctx, Fault, OpenNext, Refuse, ResolveNext, Stage
 from proxy_lab.proxy.listener import BACKLOG, Listener, as_socket, listening_socket
 from proxy_lab.proxy.parse import parse_connect
@@ -192,7 +199,7 @@ class LabProxy:
         # resolve without waiting only with these resolvers.
         self._plain_possible = (
             poller.AVAILABLE and self._head_parser is not None and type(resolver) in (SystemResolver, MapResolver)
-            and config.upstream is None and config.watcher is None  # chained and recorded: the general path
+            and config.watcher is None  # recorded: the general path (chained: see _chain_plain)
         )
         self._poller: poller.Poller | None = None  # the plain path's sockets (made in start())
         self._request_hooks = [
@@ -416,6 +423,8 @@ class LabProxy:
         concerns it; else None. Decided from the parsed head alone, without side effects: None
         leaves everything to `_serve`, which then decides (and answers) as it always does."""
         user: str | None = None
+        if self.config.upstream is not None:  # chained: the general path opens it (then _chain_plain)
+            return None
         if self.auth.enabled:
             result = self.auth.verify(request.get("Proxy-Authorization"))
             if not result.ok:
@@ -725,6 +734,9 @@ class LabProxy:
             if refusal is not None:
                 await self._refuse(conn, ctx, refusal, answer)
                 return
+        if self._chain_plain(ctx):
+            await self._open_chained_plain(conn, ctx, answer)
+            return
         if self._faults(ctx, "resolve") or self._faults(ctx, "open_upstream") or self.config.upstream is not None:
             tunnel = await self._open_via_hooks(conn, ctx, answer)
         else:
@@ -776,6 +788,26 @@ class LabProxy:
                 reason=tunnel.why_closed,
                 level=logging.DEBUG,
             )
+
+    def _chain_plain(self, ctx: Ctx) -> bool:
+        """A chained request that nothing on the lab side watches or rewrites once open: relayed by
+        the plain path (fastpath.py, with splice for bulk) after the upstream said 200."""
+        return (
+            self.config.upstream is not None and self._poller is not None and ctx.request is not None
+            and not self._faults(ctx, "stream") and not self._faults(ctx, "established_response")
+        )  # fmt: skip
+
+    async def _open_chained_plain(self, conn: ClientProtocol, ctx: Ctx, answer: AnswerFn) -> None:
+        try:
+            sock = await self._open_chain(ctx)(ctx.host, ctx.port)
+        except Refuse as exc:
+            await self._refuse(conn, ctx, exc.refusal, answer)
+            return
+        if conn.lost or conn.transport is None or conn.transport.is_closing():
+            sock.close()
+            return
+        assert ctx.request is not None
+        relay_chained(self, conn, ctx.request, ctx.user, sock)
 
     async def _open_via_hooks(self, conn: ClientProtocol, ctx: Ctx, answer: AnswerFn) -> Tunnel | None:
         """The upstream socket from the resolve/open_upstream chain, wrapped in a Tunnel (None: answered)."""

@@ -112,6 +112,9 @@ def test_observe_exits_0_when_every_contact_worked_and_1_when_one_failed(tmp_pat
         ('{"time": "x"\n', "bad.jsonl:1: not a JSON line"),  # cut off mid-object
         ('{"time": "x", "client": "c", "target": "t:1", "lab": {}, "end": "refused"}\n[1, 2]\n', "bad.jsonl:2: not a proxy-lab record (not an object)"),
         ('{"time": "x"}\n', "bad.jsonl:1: not a proxy-lab record (missing client, target, lab, end)"),
+        ('{"time": "x", "client": "c", "target": "t:1", "lab": "403", "end": "refused"}\n', "bad.jsonl:1: not a proxy-lab record (lab is not an object)"),
+        ('{"time": "x", "client": "c", "target": "t", "lab": {}, "end": "refused"}\n', "bad.jsonl:1: not a proxy-lab record (target 't' is not host:port)"),
+        ('{"time": "x", "client": "c", "target": "t:1", "lab": {"status": "403"}, "end": "refused"}\n', "lab.status is not a number"),
     ],
 )
 def test_a_bad_record_file_is_named_with_its_line_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str) -> None:

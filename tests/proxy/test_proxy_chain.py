@@ -8,7 +8,7 @@ import base64
 from pathlib import Path
 
 import pytest
-from proxy_testkit import TIMEOUT_S, client, closed_port, lab_proxy, run, upstream
+from proxy_testkit import TIMEOUT_S, client, closed_port, lab_proxy, run, settled, upstream
 
 from proxy_lab.errors import ConfigError, RemoteProtocolError
 from proxy_lab.proxy import ProxyConfig, make_fault
@@ -282,3 +282,29 @@ def test_bad_chaining_and_recording_options_exit_2_with_one_line_naming_them(
     assert main(["proxy", "--listen", "127.0.0.1:0", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and "topsecret" not in err and err.count("\n") == 1
+
+
+def test_a_chained_bulk_transfer_arrives_intact_both_ways_and_the_proxy_holds_nothing_afterwards() -> None:
+    async def main() -> None:
+        payload = bytes(range(256)) * 16384  # 4 MiB: past the plain path's splice threshold
+        async with upstream() as echo, lab_proxy(None, MapResolver({("bulk.test", None): echo.address})) as up:
+            async with lab_proxy(ProxyConfig(upstream=UpstreamProxy(*up.address))) as lab:
+                c = await client(lab)
+                assert (await c.connect("bulk.test:443")).status == 200
+
+                async def send() -> None:
+                    c.send(payload)
+                    await c.writer.drain()
+                    c.writer.write_eof()
+
+                sender = asyncio.create_task(send())
+                back = await asyncio.wait_for(c.reader.readexactly(len(payload)), 30)
+                await sender
+                assert back == payload
+                assert await c.read_to_eof() == f"[eof after {len(payload)} bytes]".encode()
+                await c.close()
+                await settled(lab)
+                closed = [r for r in lab.log if r.event == "tunnel_closed"]
+                assert closed and f"{len(payload)} B up" in closed[-1].message
+
+    run(main(), timeout_s=60)
