@@ -9,9 +9,9 @@ resolve and connect (the base of the `open_upstream` chain), so faults still app
 
 With an upstream the lab proxy never resolves target names: the upstream does (RFC 9110 §9.3.6,
 "the recipient proxy can establish a tunnel [...] by forwarding the CONNECT request to the next
-inbound proxy"). A 2xx answer gives the connected socket; any other answer is raised as `Refuse`
-with a Refusal carrying the upstream's status line, header fields and body as they came (the
-client sees the corporate proxy's own answer), and the upstream named in `why`.
+inbound proxy"). A 2xx answer gives the connected socket; any other answer is raised as `Refused`
+(which the server raises on as the faults' `Refuse`) with a Refusal carrying the upstream's status
+line, header fields and body as they came (the client sees the corporate proxy's own answer), and the upstream named in `why`.
 
 Credentials (RFC 7617): sent preemptively as `Proxy-Authorization: Basic ...` when the URL has
 them, or after a 407 that offers Basic when `preemptive` is off. Assumption (the guide does not
@@ -27,18 +27,29 @@ import base64
 import errno as errno_mod
 import socket
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from proxy_lab.device.response import BodyReader, Response, body_framing, parse_response
 from proxy_lab.errors import ConfigError, RemoteProtocolError
 from proxy_lab.proxy.events import Refusal
-from proxy_lab.proxy.faults.base import Ctx, Refuse
 from proxy_lab.proxy.responses import lab_error, squid_connect_fail
 from proxy_lab.resolver import Address, ResolveError, Resolver
+
+if TYPE_CHECKING:  # annotations only: importing the fault framework here would close an import loop
+    from proxy_lab.proxy.faults.base import Ctx
 
 MAX_BODY = 256 * 1024  # bytes of an upstream refusal's body passed back; larger -> 502
 READ_SIZE = 65536
 NOTE = "upstream"  # Ctx.notes key: the UpstreamAnswer of the last CONNECT sent upstream
+
+
+class Refused(Exception):
+    """The client gets `refusal` instead of a tunnel; the server raises it on as the faults' `Refuse`."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.why or refusal.describe())
+        self.refusal = refusal
 
 
 @dataclass(frozen=True)
@@ -201,7 +212,7 @@ async def open_via_upstream(
     *,
     client_credentials: str | None = None,
 ) -> socket.socket:
-    """A socket tunnelled to `target` (default: ctx's) through `upstream`, or Refuse with what the
+    """A socket tunnelled to `target` (default: ctx's) through `upstream`, or Refused with what the
     client gets. `resolver` finds the upstream proxy's own address, never the target's.
 
     The last answer received is left in `ctx.notes["upstream"]` (an UpstreamAnswer) for the record.
@@ -232,8 +243,8 @@ async def open_via_upstream(
     sock.close()
     if answer.ok:
         why = f"{upstream.name} sent {len(answer.extra)} bytes after its {answer.status} to CONNECT {authority}"
-        raise Refuse(lab_error(502, why, why=why))
-    raise Refuse(answer.refusal(upstream, authority))
+        raise Refused(lab_error(502, why, why=why))
+    raise Refused(answer.refusal(upstream, authority))
 
 
 async def _connect(upstream: UpstreamProxy, ctx: Ctx, resolver: Resolver) -> socket.socket:
@@ -242,7 +253,7 @@ async def _connect(upstream: UpstreamProxy, ctx: Ctx, resolver: Resolver) -> soc
         addresses: list[Address] = await resolver.resolve(upstream.host, upstream.port)
     except ResolveError as exc:
         why = f"{upstream.name}: its name does not resolve ({exc})"
-        raise Refuse(lab_error(502, why, why=why)) from exc
+        raise Refused(lab_error(502, why, why=why)) from exc
     failure = squid_connect_fail(
         ctx.authority, upstream.authority, errno=0, message="no address", timeout=False, server="proxy-lab"
     )
@@ -262,7 +273,7 @@ async def _connect(upstream: UpstreamProxy, ctx: Ctx, resolver: Resolver) -> soc
             raise
         else:
             return sock
-    raise Refuse(failure)
+    raise Refused(failure)
 
 
 def _unreachable(upstream: UpstreamProxy, ctx: Ctx, code: int, message: str, timeout: bool) -> Refusal:
@@ -292,10 +303,10 @@ async def _exchange(upstream: UpstreamProxy, authority: str, sock: socket.socket
         return await asyncio.wait_for(run(), upstream.timeout_s)
     except TimeoutError as exc:
         why = f"{upstream.name} did not answer CONNECT {authority} within {upstream.timeout_s:g} s"
-        raise Refuse(lab_error(504, why, why=why)) from exc
+        raise Refused(lab_error(504, why, why=why)) from exc
     except RemoteProtocolError as exc:
         why = f"{upstream.name} answered CONNECT {authority} with something other than HTTP/1.x: {exc}"
-        raise Refuse(lab_error(502, why, why=why)) from exc
+        raise Refused(lab_error(502, why, why=why)) from exc
     except OSError as exc:
         why = f"{upstream.name} failed during CONNECT {authority}: {exc.strerror or exc!r}"
-        raise Refuse(lab_error(502, why, why=why)) from exc
+        raise Refused(lab_error(502, why, why=why)) from exc

@@ -45,7 +45,7 @@ from typing import Any, Literal, NoReturn, cast, get_args
 from proxy_lab.errors import ConfigError, RemoteProtocolError
 from proxy_lab.proxy import poller
 from proxy_lab.proxy.auth import BasicAuth
-from proxy_lab.proxy.chain import UpstreamProxy, open_via_upstream
+from proxy_lab.proxy.chain import Refused, UpstreamProxy, open_via_upstream
 from proxy_lab.proxy.conn import ClientProtocol
 from proxy_lab.proxy.deadlines import Deadlines, Timeouts
 from proxy_lab.proxy.events import ConnectRequest, Refusal
@@ -881,9 +881,14 @@ class LabProxy:
         if upstream is not None:  # chained: the upstream proxy resolves and connects (chain.py)
             self._check_loop(ctx, [(upstream.host, upstream.port)])
             client_auth = None if self.auth.enabled or ctx.request is None else ctx.request.get("Proxy-Authorization")
-            return lambda host, port: open_via_upstream(
-                upstream, ctx, self.resolver, (host, port), client_credentials=client_auth
-            )
+
+            async def open_chained(host: str, port: int) -> socket.socket:
+                try:
+                    return await open_via_upstream(upstream, ctx, self.resolver, (host, port), client_credentials=client_auth)
+                except Refused as exc:
+                    raise Refuse(exc.refusal) from exc
+
+            return open_chained
 
         async def open_upstream(host: str, port: int) -> socket.socket:
             addresses = await resolve(host, port)

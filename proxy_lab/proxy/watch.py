@@ -7,10 +7,11 @@ every chunk unchanged), the refusals, and each tunnel's end. Implemented by
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from proxy_lab.proxy.events import Refusal
-from proxy_lab.proxy.faults.base import Ctx, Stage, TunnelControl
+if TYPE_CHECKING:  # annotations only: the server imports this module, and the fault framework imports the server's package
+    from proxy_lab.proxy.events import Refusal
+    from proxy_lab.proxy.faults.base import Ctx, Stage, TunnelControl
 
 
 class TunnelWatcher(Protocol):
