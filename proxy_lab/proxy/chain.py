@@ -146,12 +146,17 @@ class UpstreamAnswer:
 
 
 class AnswerReader:
-    """Sans-IO: feed the bytes the upstream sent; `answer` is set once its answer is complete."""
+    """Sans-IO: feed the bytes the upstream sent; `answer` is set once its answer is complete.
+
+    A refusal's body is kept as it came on the wire (chunked stays chunked), since it is passed on
+    with the upstream's own framing fields; `BodyReader` only finds where it ends.
+    """
 
     def __init__(self) -> None:
         self.buf = bytearray()
         self.head: Response | None = None
         self.body: BodyReader | None = None
+        self.raw = bytearray()  # the body's bytes as received (and anything after them)
         self.answer: UpstreamAnswer | None = None
 
     def feed(self, data: bytes) -> UpstreamAnswer | None:
@@ -169,8 +174,9 @@ class AnswerReader:
             self.body = BodyReader(body_framing(self.head, method="CONNECT"), limit=MAX_BODY)
             data = rest
         assert self.body is not None
+        self.raw += data
         self.body.feed(data)
-        return self._done(bytes(self.body.body)) if self.body.done else None
+        return self._done(self._raw_body()) if self.body.done else None
 
     def eof(self) -> UpstreamAnswer:
         """The upstream closed: the answer so far, or RemoteProtocolError when there is none."""
@@ -179,7 +185,11 @@ class AnswerReader:
         if self.head is None or self.body is None:
             raise RemoteProtocolError("closed the connection before answering CONNECT", error_status_hint=502)
         self.body.eof()
-        return self._done(bytes(self.body.body))
+        return self._done(self._raw_body())
+
+    def _raw_body(self) -> bytes:
+        assert self.body is not None
+        return bytes(self.raw[: len(self.raw) - len(self.body.rest)])
 
     def _done(self, body: bytes, extra: bytes = b"") -> UpstreamAnswer:
         head = self.head
@@ -305,7 +315,7 @@ async def _exchange(upstream: UpstreamProxy, authority: str, sock: socket.socket
         why = f"{upstream.name} did not answer CONNECT {authority} within {upstream.timeout_s:g} s"
         raise Refused(lab_error(504, why, why=why)) from exc
     except RemoteProtocolError as exc:
-        why = f"{upstream.name} answered CONNECT {authority} with something other than HTTP/1.x: {exc}"
+        why = f"{upstream.name} answered CONNECT {authority} with an answer that cannot be passed on: {exc}"
         raise Refused(lab_error(502, why, why=why)) from exc
     except OSError as exc:
         why = f"{upstream.name} failed during CONNECT {authority}: {exc.strerror or exc!r}"

@@ -73,10 +73,12 @@ def test_a_refusal_is_not_complete_before_its_body_is() -> None:
     assert reader.answer is None
 
 
-def test_a_chunked_refusal_body_is_decoded() -> None:
-    raw = b"HTTP/1.1 407 Proxy Authentication Required\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
-    answer = _feed_bytewise(raw).answer
-    assert answer is not None and answer.body == b"abc"
+def test_a_chunked_refusal_body_is_kept_as_it_came_and_ends_at_its_last_chunk() -> None:
+    body = b"3\r\nabc\r\n0\r\n\r\n"
+    raw = b"HTTP/1.1 407 Proxy Authentication Required\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+    reader = _feed_bytewise(raw + b"HTTP/1.1 200 OK\r\n")  # bytes after the answer are not part of it
+    assert reader.answer is not None and reader.answer.body == body
+    assert reader.answer.refusal(UpstreamProxy("10.0.0.5", 8080), "a.pb.com:443").to_bytes() == raw
 
 
 def test_a_2xx_answer_ends_at_its_head_and_keeps_what_follows_as_tunnel_bytes() -> None:
