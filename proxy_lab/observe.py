@@ -147,11 +147,26 @@ def _wrong_type(record: dict[str, Any]) -> str:
 
 
 # -- classifying ------------------------------------------------------------------------------------
+# Lab faults whose mark on a tunnel (the record's `lab_faults`, or the relay's reason) means the lab did it.
+_LAB_MARKS = ("tls_inspect", "idle_timeout", "reset_after", "tamper", "block_page", "throttle", "latency")
+
+
 def _proxy_name(record: dict[str, Any]) -> str:
+    """Who answered or broke this contact, as the findings name it."""
     up = record.get("upstream") or {}
-    if record.get("refused_by") == "upstream":
-        return f"upstream proxy {up.get('proxy', '?')} (the corporate proxy)"
-    return "lab proxy"
+    corporate = f"upstream proxy {up.get('proxy', '?')} (the corporate proxy)"
+    refused_by = record.get("refused_by")
+    if refused_by == "upstream":
+        return corporate
+    if refused_by == "lab" or record.get("end") == "refused":
+        return "lab proxy"
+    faults = record.get("lab_faults") or {}
+    inspected = str(faults.get("tls_inspect", "")).startswith("through")
+    why = str(record.get("why", ""))
+    if inspected or any(mark in faults or why.startswith(mark) for mark in _LAB_MARKS if mark != "tls_inspect"):
+        return "lab proxy"
+    # A tunnel the lab only relayed: what broke it lies beyond the lab.
+    return f"{corporate} or beyond it" if up else "network beyond the lab proxy"
 
 
 def classify_record(record: dict[str, Any], expected_issuers: Sequence[str] = PUBLIC_ISSUERS) -> Verdict:

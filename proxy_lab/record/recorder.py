@@ -148,6 +148,11 @@ class Recorder:
         )
         if why:
             line["why"] = why
+        # What the lab's own faults did to this tunnel (tls_inspect, idle_timeout, tamper, ...), so
+        # `observe` can tell the lab's doing from the upstream's.
+        notes = {k: str(v)[:200] for k, v in ctx.notes.items() if k not in ("record", NOTE)}
+        if notes:
+            line["lab_faults"] = notes
         self.write(line)
 
     # -- the line -------------------------------------------------------------------------------------
