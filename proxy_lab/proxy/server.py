@@ -107,7 +107,7 @@ class ProxyConfig:
     # are lightly loaded a new connection goes to the worker on the CPU that received it
     # (proxy_lab/proxy/steering.py). False: workers float, and the kernel's hash spreads connections.
     cpu_affinity: bool = True
-    # -- chaining and recording (proxy_lab/proxy/chain.py, proxy_lab/record.py) --
+    # -- chaining and recording (proxy_lab/proxy/chain.py, proxy_lab/record/) --
     upstream: UpstreamProxy | None = None  # every tunnel opened through this proxy; no name resolved here
     watcher: TunnelWatcher | None = None  # sees every tunnel and refusal (the recorder); one worker then
 
