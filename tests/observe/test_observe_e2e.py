@@ -185,3 +185,25 @@ def test_a_tls12_handshake_inside_a_chained_tunnel_is_recorded_with_its_sni_and_
     assert funds["outcome"] == "tls_intercepted"
     # Negative control: the same record with the issuer named as expected is a pass.
     assert main(["observe", str(record), "--format", "json", "--expected-issuer", "Corp Inspection Test CA"]) == 0
+
+
+def test_without_record_the_chained_proxy_runs_with_several_workers_and_carries_two_mebibytes_both_ways() -> None:
+    async def main_() -> None:
+        async with upstream() as echo, lab_proxy(None, MapResolver({("bulk.test", None): echo.address})) as up:
+            async with lab_cli("--upstream", f"http://{up.address[0]}:{up.address[1]}", "--workers", "2") as (host, port, _):
+                payload = bytes(range(256)) * 8192  # 2 MiB: past the splice threshold
+                c = await _client(host, port)
+                assert (await c.connect("bulk.test:443")).status == 200
+
+                async def send() -> None:
+                    c.send(payload)
+                    await c.writer.drain()
+                    c.writer.write_eof()
+
+                sender = asyncio.create_task(send())
+                assert await asyncio.wait_for(c.reader.readexactly(len(payload)), 30) == payload
+                await sender
+                assert await c.read_to_eof() == f"[eof after {len(payload)} bytes]".encode()
+                await c.close()
+
+    run(main_(), timeout_s=60)
