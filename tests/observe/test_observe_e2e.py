@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import trustme
-from proxy_testkit import TIMEOUT_S, Client, lab_proxy, run, upstream
+from proxy_testkit import TIMEOUT_S, Client, echo_round_trip, lab_proxy, run, upstream
 
 from proxy_lab.cli import main
 from proxy_lab.proxy import ProxyConfig, make_fault
@@ -194,16 +194,7 @@ def test_without_record_the_chained_proxy_runs_with_several_workers_and_carries_
                 payload = bytes(range(256)) * 8192  # 2 MiB: past the splice threshold
                 c = await _client(host, port)
                 assert (await c.connect("bulk.test:443")).status == 200
-
-                async def send() -> None:
-                    c.send(payload)
-                    await c.writer.drain()
-                    c.writer.write_eof()
-
-                sender = asyncio.create_task(send())
-                assert await asyncio.wait_for(c.reader.readexactly(len(payload)), 30) == payload
-                await sender
-                assert await c.read_to_eof() == f"[eof after {len(payload)} bytes]".encode()
+                await echo_round_trip(c, payload)
                 await c.close()
 
     run(main_(), timeout_s=60)

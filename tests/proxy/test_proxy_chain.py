@@ -8,7 +8,7 @@ import base64
 from pathlib import Path
 
 import pytest
-from proxy_testkit import TIMEOUT_S, client, closed_port, lab_proxy, run, settled, upstream
+from proxy_testkit import TIMEOUT_S, client, closed_port, echo_round_trip, lab_proxy, run, settled, upstream
 
 from proxy_lab.errors import ConfigError, RemoteProtocolError
 from proxy_lab.proxy import ProxyConfig, make_fault
@@ -293,17 +293,7 @@ def test_a_chained_bulk_transfer_arrives_intact_both_ways_and_the_proxy_holds_no
             async with lab_proxy(ProxyConfig(upstream=UpstreamProxy(*up.address))) as lab:
                 c = await client(lab)
                 assert (await c.connect("bulk.test:443")).status == 200
-
-                async def send() -> None:
-                    c.send(payload)
-                    await c.writer.drain()
-                    c.writer.write_eof()
-
-                sender = asyncio.create_task(send())
-                back = await asyncio.wait_for(c.reader.readexactly(len(payload)), 30)
-                await sender
-                assert back == payload
-                assert await c.read_to_eof() == f"[eof after {len(payload)} bytes]".encode()
+                await echo_round_trip(c, payload)
                 await c.close()
                 await settled(lab)
                 closed = [r for r in lab.log if r.event == "tunnel_closed"]
