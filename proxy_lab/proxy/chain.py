@@ -2,16 +2,18 @@
 
 Owns `UpstreamProxy` (the upstream as a value, parsed from `http://[user:pass@]host:port`; its
 password never appears in repr, logs or records), the sans-IO reader of the upstream's answer to
-CONNECT (`AnswerReader`) and `open_via_upstream`, which the server calls where it would otherwise
-resolve and connect (the base of the `open_upstream` chain), so faults still apply on the lab side:
+CONNECT (`AnswerReader`) and `open_via_upstream`, which `proxy_lab.proxy.upstream.Upstream.opener`
+calls where it would otherwise resolve and connect (the base of the `open_upstream` chain), so
+faults still apply on the lab side:
 
     meter --CONNECT host:port--> lab proxy (faults, record) --CONNECT host:port--> upstream --> host
 
 With an upstream the lab proxy never resolves target names: the upstream does (RFC 9110 §9.3.6,
 "the recipient proxy can establish a tunnel [...] by forwarding the CONNECT request to the next
 inbound proxy"). A 2xx answer gives the connected socket; any other answer is raised as `Refused`
-(which the server raises on as the faults' `Refuse`) with a Refusal carrying the upstream's status
-line, header fields and body as they came (the client sees the corporate proxy's own answer), and the upstream named in `why`.
+(which upstream.py raises on as the faults' `Refuse`) with a Refusal carrying the upstream's status
+line, header fields and body as they came (the client sees the corporate proxy's own answer), and
+the upstream named in `why`.
 
 Credentials (RFC 7617): sent preemptively as `Proxy-Authorization: Basic ...` when the URL has
 them, or after a 407 that offers Basic when `preemptive` is off. Assumption (the guide does not
@@ -45,7 +47,7 @@ NOTE = "upstream"  # Ctx.notes key: the UpstreamAnswer of the last CONNECT sent 
 
 
 class Refused(Exception):
-    """The client gets `refusal` instead of a tunnel; the server raises it on as the faults' `Refuse`."""
+    """The client gets `refusal` instead of a tunnel; upstream.py raises it on as the faults' `Refuse`."""
 
     def __init__(self, refusal: Refusal) -> None:
         super().__init__(refusal.why or refusal.describe())
