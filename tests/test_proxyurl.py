@@ -52,3 +52,15 @@ def test_redact_hides_only_the_password() -> None:
     assert redact("http://meter:pw@h:1") == "http://meter:***@h:1"
     assert redact("http://meter@h:1") == "http://meter@h:1"  # no password: nothing to hide
     assert redact("http://h:1") == "http://h:1"  # negative control: no user information at all
+
+
+def test_a_proxy_config_takes_its_upstream_as_a_url_and_refuses_anything_else() -> None:
+    from proxy_lab.proxy import ProxyConfig
+
+    config = ProxyConfig(upstream="http://meter:pw@127.0.0.1:3129")  # type: ignore[arg-type]  # as TOML gives it
+    assert config.upstream == UpstreamProxy("127.0.0.1", 3129, "meter", "pw")
+    with pytest.raises(ConfigError, match="proxy upstream: 3129: expected an UpstreamProxy"):
+        ProxyConfig(upstream=3129)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError) as info:
+        ProxyConfig(upstream="socks5://meter:topsecret@127.0.0.1:1080")  # type: ignore[arg-type]
+    assert "topsecret" not in str(info.value)

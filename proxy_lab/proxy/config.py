@@ -54,7 +54,8 @@ class ProxyConfig:
     # (proxy_lab/proxy/steering.py). False: workers float, and the kernel's hash spreads connections.
     cpu_affinity: bool = True
     # -- chaining and recording (proxy_lab/proxy/chain.py, proxy_lab/record/) --
-    upstream: UpstreamProxy | None = None  # every tunnel opened through this proxy; no name resolved here
+    # Every tunnel opened through this proxy (no target name resolved here); from TOML or JSON its URL.
+    upstream: UpstreamProxy | None = None
     watcher: TunnelWatcher | None = None  # sees every tunnel and refusal (the recorder); one worker then
 
     def __post_init__(self) -> None:
@@ -81,6 +82,8 @@ class ProxyConfig:
         for key in ("header_timeout_s", "connect_timeout_s"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"proxy {key}: {getattr(self, key)!r}: expected seconds > 0")
+        if isinstance(self.upstream, str):  # from TOML or JSON: the URL
+            self.upstream = UpstreamProxy.parse(self.upstream)
         if self.upstream is not None and not isinstance(self.upstream, UpstreamProxy):
             raise ConfigError(f"proxy upstream: {self.upstream!r}: expected an UpstreamProxy (UpstreamProxy.parse)")
         for f in self.faults:

@@ -5,7 +5,9 @@ hooks.py chains them): read the CONNECT head (sans-IO `parse_connect`; 400/405/4
 Basic auth + on_auth (407, keep-alive retry) -> on_connect -> resolve (503 ERR_DNS_FAIL) -> loop
 check (403) -> connect (503 ERR_CONNECT_FAIL 111 / 504 on timeout; upstream.py) ->
 `HTTP/1.1 200 Connection established` (or what established_response makes of it) -> relay with
-the faults' stages (relay.py) until both sides close.
+the faults' stages (relay.py) until both sides close. Chained (`ProxyConfig.upstream`), resolve and
+connect are a CONNECT to the upstream proxy (upstream.py, chain.py); a `ProxyConfig.watcher` (the
+recorder) sees each tunnel through its first stage, each refusal and each tunnel's end.
 
 With `ProxyConfig.plain_path` on (`proxy-lab proxy`, the bench), requests that no fault, refusal
 or slow resolver concerns are tunnelled by the plain path instead (plainpath.py), which asks this
