@@ -25,7 +25,7 @@ def redact(url: str) -> str:
 
 def parse_proxy_url(url: str, *, what: str = "proxy URL") -> tuple[str, int, str | None, str | None]:
     """`http://[user:pass@]host:port` -> (host, port, user, password); ConfigError otherwise, naming
-    the URL as `what` with its password hidden. A user without a password has the password ``""``."""
+    the URL as `what` with its password hidden. A user without a password has the password None."""
     shown = repr(redact(url))
     try:
         parts = urlsplit(url)
@@ -45,8 +45,6 @@ def parse_proxy_url(url: str, *, what: str = "proxy URL") -> tuple[str, int, str
         raise ConfigError(f"{what} {shown}: expected http://[user:pass@]host:port, with no path")
     user = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
-    if user is not None and password is None:
-        password = ""
     return parts.hostname, port, user, password
 
 

@@ -13,7 +13,8 @@ from proxy_lab.targets.url import UrlTarget
 def test_a_proxy_url_with_credentials_gives_host_port_user_and_password_unquoted() -> None:
     assert parse_proxy_url("http://meter:S3cr%40t@10.0.0.5:8080") == ("10.0.0.5", 8080, "meter", "S3cr@t")
     assert parse_proxy_url("http://[::1]:3128/") == ("::1", 3128, None, None)
-    assert parse_proxy_url("http://meter@127.0.0.1:3128") == ("127.0.0.1", 3128, "meter", "")
+    assert parse_proxy_url("http://meter@127.0.0.1:3128") == ("127.0.0.1", 3128, "meter", None)
+    assert UpstreamProxy.parse("http://meter@127.0.0.1:3128").basic() == "Basic bWV0ZXI6"  # meter: and no password
 
 
 @pytest.mark.parametrize(

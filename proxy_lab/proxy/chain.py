@@ -79,7 +79,8 @@ class UpstreamProxy:
     def parse(cls, url: str) -> UpstreamProxy:
         """`http://[user:pass@]host:port` (proxy_lab.proxyurl, the one parser); ConfigError naming the
         URL without its password otherwise."""
-        return cls(*parse_proxy_url(url, what="upstream proxy URL"))
+        host, port, user, password = parse_proxy_url(url, what="upstream proxy URL")
+        return cls(host, port, user, "" if user is not None and password is None else password)
 
     @property
     def authority(self) -> str:
