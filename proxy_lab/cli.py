@@ -15,8 +15,9 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
-from proxy_lab import check, export, lint, matrix, run_command
+from proxy_lab import check, export, lint, matrix, observe, run_command
 from proxy_lab.cliargs import (
     EXIT_NOT_MET,
     EXIT_OK,
@@ -33,7 +34,7 @@ from proxy_lab.serve import command as serve_command
 __all__ = ["COMMAND_MODULES", "EXIT_NOT_MET", "EXIT_OK", "EXIT_USAGE", "FORMATS", "build_parser", "main", "parse_fault"]
 
 # Every command that is a module of its own: each has add_parser(sub), which sets its handler.
-COMMAND_MODULES = (run_command, check, lint, matrix, export, serve_command)
+COMMAND_MODULES = (run_command, check, lint, matrix, export, serve_command, observe)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let worker processes run on any CPU, and spread connections over them by hash "
                         "(default: a CPU per worker, and each new connection to the worker on its CPU "
                         "while the workers are lightly loaded)")  # fmt: skip
+    p.add_argument("--upstream", metavar="URL",
+                   help="send every CONNECT on through this HTTP proxy, http://[user:pass@]host:port "
+                        "(the corporate proxy); its refusals reach the client as they came")  # fmt: skip
+    p.add_argument("--record", type=Path, metavar="PATH",
+                   help="append one JSON line per tunnel to PATH, for `proxy-lab observe` (docs/observe.md)")  # fmt: skip
+    p.add_argument("--record-max-bytes", type=int, default=None, metavar="N",
+                   help="rotate the record to PATH.1 before it passes N bytes (default 64 MiB)")  # fmt: skip
+    p.add_argument("--record-anonymise", action="store_true",
+                   help="record client addresses as pseudonyms (stable for this run only)")  # fmt: skip
 
     sub.add_parser("faults", help="list every fault with its description and settings")
     for module in COMMAND_MODULES:
@@ -87,9 +97,18 @@ def cmd_certs(args: argparse.Namespace) -> int:
 
 def cmd_proxy(args: argparse.Namespace) -> int:
     from proxy_lab.proxy import ProxyConfig, make_fault, run_proxy
+    from proxy_lab.proxy.chain import UpstreamProxy
+    from proxy_lab.record import DEFAULT_MAX_BYTES, Recorder
     from proxy_lab.resolver import SystemResolver
 
     faults = [make_fault(name, settings) for name, settings in args.fault]
+    upstream = UpstreamProxy.parse(args.upstream) if args.upstream else None
+    if args.record is None and (args.record_anonymise or args.record_max_bytes is not None):
+        raise ConfigError("--record-max-bytes and --record-anonymise need --record PATH")
+    recorder = None
+    if args.record is not None:
+        max_bytes = DEFAULT_MAX_BYTES if args.record_max_bytes is None else args.record_max_bytes
+        recorder = Recorder(args.record, max_bytes, args.record_anonymise, upstream)
     config = ProxyConfig(
         listen=args.listen,
         users=dict(args.user),
@@ -102,10 +121,18 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         defer_accept=not args.no_defer_accept,
         cpu_affinity=not args.no_cpu_affinity,
         plain_path=True,  # a proxy for real clients: plain tunnels on the fast relay
+        upstream=upstream,
+        watcher=recorder,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    config.check_exposure()
-    return run_proxy(config, SystemResolver())
+    try:
+        config.check_exposure()
+        if upstream is not None:
+            logging.getLogger("proxy_lab.proxy").info("chained to %s", upstream)  # str() hides the password
+        return run_proxy(config, SystemResolver())
+    finally:
+        if recorder is not None:
+            recorder.close()
 
 
 def cmd_faults(args: argparse.Namespace) -> int:

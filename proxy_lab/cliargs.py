@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from proxy_lab.errors import ConfigError
+
 if TYPE_CHECKING:
     from proxy_lab.runs import ScenarioRun
 
@@ -103,9 +105,13 @@ def emit(runs: Sequence[ScenarioRun], args: argparse.Namespace) -> None:
 
 
 def write_output(text: str, output: str | None, note: str) -> None:
-    """`text` to the file `output` (saying so on stderr, with `note`), or to stdout without one."""
+    """`text` to the file `output` (saying so on stderr, with `note`), or to stdout without one.
+    A file that cannot be written is a ConfigError naming it (exit 2, one line)."""
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--output {output}: {exc.strerror or exc}") from exc
         print(f"wrote {output} {note}", file=sys.stderr)
     else:
         sys.stdout.write(text)

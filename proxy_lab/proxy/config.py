@@ -10,7 +10,9 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from proxy_lab.errors import ConfigError
+from proxy_lab.proxy.chain import UpstreamProxy
 from proxy_lab.proxy.faults.base import Fault
+from proxy_lab.proxy.watch import TunnelWatcher
 
 
 @dataclass
@@ -51,6 +53,10 @@ class ProxyConfig:
     # are lightly loaded a new connection goes to the worker on the CPU that received it
     # (proxy_lab/proxy/steering.py). False: workers float, and the kernel's hash spreads connections.
     cpu_affinity: bool = True
+    # -- chaining and recording (proxy_lab/proxy/chain.py, proxy_lab/record/) --
+    # Every tunnel opened through this proxy (no target name resolved here); from TOML or JSON its URL.
+    upstream: UpstreamProxy | None = None
+    watcher: TunnelWatcher | None = None  # sees every tunnel and refusal (the recorder); one worker then
 
     def __post_init__(self) -> None:
         if isinstance(self.listen, list):  # from TOML or JSON
@@ -76,6 +82,10 @@ class ProxyConfig:
         for key in ("header_timeout_s", "connect_timeout_s"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"proxy {key}: {getattr(self, key)!r}: expected seconds > 0")
+        if isinstance(self.upstream, str):  # from TOML or JSON: the URL
+            self.upstream = UpstreamProxy.parse(self.upstream)
+        if self.upstream is not None and not isinstance(self.upstream, UpstreamProxy):
+            raise ConfigError(f"proxy upstream: {self.upstream!r}: expected an UpstreamProxy (UpstreamProxy.parse)")
         for f in self.faults:
             if not isinstance(f, Fault):
                 raise ConfigError(f"proxy faults: {f!r} is not a Fault (build faults with make_fault)")

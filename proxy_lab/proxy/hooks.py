@@ -5,7 +5,8 @@ the hooks and their order); with none, asking costs one dict lookup. For one req
 it gives the faults in scope, the authentication and policy decisions (`on_auth`, `on_connect`),
 the resolve/open_upstream middleware wrapped around the proxy's own resolving and connecting
 (`open_chain`), the answer that announces a tunnel (`answer_for`) and the tunnel's stages.
-Hooks of several faults chain in the order the faults are configured.
+Hooks of several faults chain in the order the faults are configured. A `TunnelWatcher` (the
+recorder, `ProxyConfig.watcher`) adds the first stage of every tunnel, which only watches.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Literal, get_args
 from proxy_lab.proxy.events import Refusal
 from proxy_lab.proxy.faults.base import AnswerFn, Ctx, Fault, OpenNext, ResolveNext, Stage
 from proxy_lab.proxy.responses import ESTABLISHED
+from proxy_lab.proxy.watch import TunnelWatcher
 from proxy_lab.resolver import Address
 
 Hook = Literal["on_auth", "on_connect", "resolve", "open_upstream", "established_response", "stream"]
@@ -27,7 +29,8 @@ HOOKS: tuple[Hook, ...] = get_args(Hook)
 class Hooks:
     """The configured faults, sorted by the hooks they override (see the module docstring)."""
 
-    def __init__(self, faults: list[Fault]) -> None:
+    def __init__(self, faults: list[Fault], watcher: TunnelWatcher | None = None) -> None:
+        self.watcher = watcher
         self.client = [f for f in faults if f.overrides("handle_client")]  # before any head is parsed
         self._hooked: dict[Hook, list[Fault]] = {hook: [f for f in faults if f.overrides(hook)] for hook in HOOKS}
         self._request = [hook for hook in HOOKS if self._hooked[hook]]
@@ -91,9 +94,18 @@ class Hooks:
             head = fault.established_response(ctx, head)
         return head
 
+    def relays_unchanged(self, ctx: Ctx) -> bool:
+        """Whether nothing on the lab side watches or rewrites the tunnel of `ctx` once it is open
+        (no watcher, no stream or established_response fault in scope): a plain relay may carry it."""
+        return self.watcher is None and not self.of(ctx, "stream") and not self.of(ctx, "established_response")
+
     def stages(self, ctx: Ctx) -> list[Stage]:
-        """A fresh stage from each fault in scope that makes one, in configured order."""
+        """The watcher's stage first (it sees the bytes as they came from either side), then a fresh
+        stage from each fault in scope that makes one, in configured order."""
         stages: list[Stage] = []
+        watching = self.watcher.stage(ctx) if self.watcher is not None else None
+        if watching is not None:
+            stages.append(watching)
         for fault in self.of(ctx, "stream"):
             stage = fault.stream(ctx)
             if stage is not None:

@@ -16,6 +16,9 @@ that arrives in pieces is parsed by the general path's connection and may still 
 (`PlainHost.answer_connect_failure`), with the same Squid ERR_CONNECT_FAIL that the general path's
 own connect loop gives (`proxy_lab.proxy.upstream.ConnectFailure`).
 
+A tunnel chained through an upstream proxy is opened by the general path (chain.py speaks to the
+upstream) and, when nothing on the lab side watches it, handed here open (`take_open`) to be relayed.
+
 So the plain path never answers anything but a 200, and the records it keeps are built by the
 same functions as the general path's (`proxy_lab.proxy.records.tunnel_opened`/`tunnel_closed`).
 Everything it does runs on its thread: it counts in a `ProxyStats` of its own (the host sums both
@@ -102,6 +105,14 @@ class PlainPath:
         """Tunnel a connection the general path accepted and parsed, already counted as a request."""
         self.poller.call(self._connect, client, request, user, address, peer)
 
+    def take_open(
+        self, client: Client, upstream: _socket.socket, request: ConnectRequest, user: str | None, peer: Address
+    ) -> None:
+        """Relay a connection the general path accepted, parsed and counted, whose upstream socket it
+        opened too (a tunnel chained through an upstream proxy): the 200, then bytes as for any
+        plain tunnel. The client connection's end is counted here from now on."""
+        self.poller.call(self._adopt, client, upstream, request, user, peer)
+
     def take_records(self) -> list[ProxyLogRecord]:
         """The records of the tunnels opened and closed since the last call, oldest first."""
         entries = self._entries
@@ -155,6 +166,13 @@ class PlainPath:
         self, client: Client, request: ConnectRequest, user: str | None, address: Address, peer: Address
     ) -> None:
         PlainTunnel(self, self.poller, request, user, peer).connect(address, client, self._connect_failed)
+
+    def _adopt(
+        self, client: Client, upstream: _socket.socket, request: ConnectRequest, user: str | None, peer: Address
+    ) -> None:
+        self.stats.connections_open += 1  # `ended` counts the connection's end (the general path did not)
+        host, port = upstream.getpeername()[:2]
+        PlainTunnel(self, self.poller, request, user, peer).adopt(upstream, (host, port), client)
 
     def _connect_failed(self, tunnel: PlainTunnel, failure: ConnectFailure) -> None:
         assert tunnel.waiting is not None

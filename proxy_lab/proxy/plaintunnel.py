@@ -219,6 +219,15 @@ class PlainTunnel:
         else:
             self._open(False)
 
+    def adopt(self, upstream: _socket.socket, address: Address, client: Client) -> None:
+        """Open with an upstream socket already connected and set up elsewhere (a tunnel chained
+        through an upstream proxy, proxy_lab/proxy/chain.py): answer 200 and relay."""
+        self.address = address
+        self.waiting = client
+        self.upstream = upstream
+        self.owner.track(self)
+        self._open(False)
+
     def _connect_done(self, events: int) -> None:
         sock = self.upstream
         assert sock is not None

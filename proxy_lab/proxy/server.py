@@ -5,7 +5,9 @@ hooks.py chains them): read the CONNECT head (sans-IO `parse_connect`; 400/405/4
 Basic auth + on_auth (407, keep-alive retry) -> on_connect -> resolve (503 ERR_DNS_FAIL) -> loop
 check (403) -> connect (503 ERR_CONNECT_FAIL 111 / 504 on timeout; upstream.py) ->
 `HTTP/1.1 200 Connection established` (or what established_response makes of it) -> relay with
-the faults' stages (relay.py) until both sides close.
+the faults' stages (relay.py) until both sides close. Chained (`ProxyConfig.upstream`), resolve and
+connect are a CONNECT to the upstream proxy (upstream.py, chain.py); a `ProxyConfig.watcher` (the
+recorder) sees each tunnel through its first stage, each refusal and each tunnel's end.
 
 With `ProxyConfig.plain_path` on (`proxy-lab proxy`, the bench), requests that no fault, refusal
 or slow resolver concerns are tunnelled by the plain path instead (plainpath.py), which asks this
@@ -81,8 +83,10 @@ class LabProxy:
             accept_lowercase_scheme=config.accept_lowercase_basic,
             close_after_407=config.close_after_407,
         )
-        self.hooks = Hooks(config.faults)
-        self.upstream = Upstream(resolver, config.connect_timeout_s)
+        self.hooks = Hooks(config.faults, config.watcher)
+        self.upstream = Upstream(
+            resolver, config.connect_timeout_s, via=config.upstream, pass_credentials=not self.auth.enabled
+        )
         self.plain: PlainPath | None = None  # the plain path, when on (made in start())
         self._stats = ProxyStats()  # counted on the event loop's thread (the plain path counts its own)
         self._log = ProxyLog(logger)
@@ -99,10 +103,11 @@ class LabProxy:
         # The header timeout: one length for every connection, so they share one timer handle.
         self._head_deadlines = Deadlines(config.header_timeout_s, ClientProtocol.start_handler)
         # The plain path needs the head parsed by the connection, and a resolver that can answer
-        # without waiting.
+        # without waiting (or an upstream proxy to chain to); a watcher sees every tunnel itself.
         self._plain_wanted = (
             config.plain_path and EPOLL_AVAILABLE and self._head_parser is not None and self.upstream.answers_at_once
-        )
+            and config.watcher is None
+        )  # fmt: skip
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -493,6 +498,8 @@ class LabProxy:
         record = refused(_client_of(conn), ctx.authority if ctx is not None else target, refusal)
         self._stats.refusals[record.status or 0] += 1
         self._log.add(record)
+        if self.config.watcher is not None and ctx is not None:
+            self.config.watcher.refused(ctx, refusal)
         if refusal.action == "reset":
             conn.reset()
             return
@@ -519,7 +526,7 @@ class LabProxy:
         if refusal is not None:
             await self._refuse(conn, ctx, refusal, answer)
             return
-        if self.hooks.wrap_upstream(ctx):
+        if self.hooks.wrap_upstream(ctx) or self.upstream.chained:
             tunnel = await self._open_via_hooks(conn, ctx, answer)
         else:
             tunnel = Tunnel(ctx, self._stats, self.hooks.stages(ctx))
@@ -553,9 +560,12 @@ class LabProxy:
             self._stats.tunnels_open -= 1
             up, down = tunnel.bytes_client_to_upstream, tunnel.bytes_upstream_to_client
             self._log.add(tunnel_closed(ctx.authority, client, up, down, tunnel.why_closed), logging.DEBUG)
+            if self.config.watcher is not None:
+                self.config.watcher.closed(ctx, tunnel, tunnel.why_closed)
 
     async def _open_via_hooks(self, conn: ClientProtocol, ctx: Ctx, answer: AnswerFn) -> Tunnel | None:
-        """The upstream socket from the resolve/open_upstream chain, wrapped in a Tunnel (None: answered)."""
+        """The upstream socket from the resolve/open_upstream chain (chained: through the upstream
+        proxy), wrapped in a Tunnel (None: answered, or handed open to the plain path)."""
         resolve = functools.partial(self.upstream.resolve, ctx)
         try:
             sock = await self.hooks.open_chain(ctx, resolve, functools.partial(self.upstream.opener, ctx))(
@@ -564,8 +574,12 @@ class LabProxy:
         except Refuse as exc:
             await self._refuse(conn, ctx, exc.refusal, answer)
             return None
-        if conn.lost:
+        if conn.lost or conn.transport is None or conn.transport.is_closing():
             sock.close()
+            return None
+        if self.plain is not None and self.upstream.chained and ctx.request and self.hooks.relays_unchanged(ctx):
+            # Chained, and nothing on the lab side watches the tunnel: the plain path relays it (splice for bulk).
+            self.plain.take_open(conn.take_socket(), sock, ctx.request, ctx.user, conn.peer)
             return None
         tunnel = Tunnel(ctx, self._stats, self.hooks.stages(ctx))
         loop = asyncio.get_running_loop()

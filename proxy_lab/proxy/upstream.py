@@ -10,6 +10,10 @@
   tunnel's protocol to the first that answers, `open_socket` returns a bare non-blocking socket
   (for a fault's `open_upstream` chain). When none answers, the last address's `ConnectFailure`
   becomes Squid's ERR_CONNECT_FAIL answer (503 with the errno, 504 after the timeout).
+- Chained (`ProxyConfig.upstream`, chain.py): `opener` is the chained open instead, the base of
+  the faults' open_upstream chain: a CONNECT to the upstream proxy, which resolves and connects,
+  so no target name is resolved here; its refusal (chain.py's `Refused`) is raised on as `Refuse`.
+  `address_now` then answers nothing, so the plain path never connects a chained target itself.
 - `address_now` resolves without waiting where that is possible (an IP literal with the system
   resolver, a table lookup with a MapResolver): what the plain path needs, which never waits for a
   resolver. Its connect failures become the same `ConnectFailure` and the same answer.
@@ -26,6 +30,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from proxy_lab.proxy.chain import Refused, UpstreamProxy, open_via_upstream
 from proxy_lab.proxy.deadlines import Timeouts
 from proxy_lab.proxy.events import Refusal
 from proxy_lab.proxy.faults.base import Ctx, OpenNext, Refuse, ResolveNext
@@ -73,12 +78,23 @@ _NO_ADDRESS = ConnectFailure(("", 0), 0, "no address")
 class Upstream:
     """Resolving and connecting for one proxy (see the module docstring)."""
 
-    def __init__(self, resolver: Resolver, connect_timeout_s: float) -> None:
+    def __init__(
+        self,
+        resolver: Resolver,
+        connect_timeout_s: float,
+        *,
+        via: UpstreamProxy | None = None,
+        pass_credentials: bool = False,
+    ) -> None:
         self.resolver = resolver
         self.timeouts = Timeouts(connect_timeout_s)  # one timer handle for every connect's deadline
+        self.via = via  # chained: every tunnel is opened through this proxy
+        # Chained, with no lab authentication: the client's own Proxy-Authorization goes on upstream.
+        self.pass_credentials = pass_credentials
         # Exactly these classes: a subclass may resolve differently, and is asked every time.
-        self._system = type(resolver) is SystemResolver
-        self._table = resolver if type(resolver) is MapResolver else None
+        # Chained, neither: the lab never resolves a target name.
+        self._system = via is None and type(resolver) is SystemResolver
+        self._table = resolver if via is None and type(resolver) is MapResolver else None
         self._own: Address | None = None
         self._own_ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
 
@@ -88,8 +104,14 @@ class Upstream:
 
     @property
     def answers_at_once(self) -> bool:
-        """Whether `address_now` can answer some targets (the plain path needs it to)."""
-        return self._system or self._table is not None
+        """Whether `address_now` can answer some targets, or (chained) the chained open ends on a
+        socket the plain path may relay: either way the plain path has work."""
+        return self._system or self._table is not None or self.via is not None
+
+    @property
+    def chained(self) -> bool:
+        """Whether tunnels are opened through an upstream proxy (then always through `opener`)."""
+        return self.via is not None
 
     def listening_on(self, address: Address) -> None:
         """The proxy's own listening address, which no tunnel may lead back to."""
@@ -161,7 +183,11 @@ class Upstream:
         return await self._connect_any(ctx, addresses, _open_socket)
 
     def opener(self, ctx: Ctx, resolve: ResolveNext) -> OpenNext:
-        """The end of a fault's open_upstream chain: `resolve`, refuse a loop, `open_socket`."""
+        """The end of a fault's open_upstream chain: `resolve`, refuse a loop, `open_socket`; chained,
+        a CONNECT through the upstream proxy instead (`resolve` is then not called)."""
+        via = self.via
+        if via is not None:
+            return functools.partial(self._open_chained, ctx, via)
 
         async def open_upstream(host: str, port: int) -> socket.socket:
             addresses = await resolve(host, port)
@@ -169,6 +195,15 @@ class Upstream:
             return await self.open_socket(ctx, addresses)
 
         return open_upstream
+
+    async def _open_chained(self, ctx: Ctx, via: UpstreamProxy, host: str, port: int) -> socket.socket:
+        """A socket tunnelled to (host, port) through `via`; Refuse with what the client gets."""
+        self.check_loop(ctx, [(via.host, via.port)])
+        credentials = ctx.request.get("Proxy-Authorization") if self.pass_credentials and ctx.request else None
+        try:
+            return await open_via_upstream(via, ctx, self.resolver, (host, port), client_credentials=credentials)
+        except Refused as exc:
+            raise Refuse(exc.refusal) from exc
 
     async def _connect_any[T](
         self, ctx: Ctx, addresses: list[Address], connect_one: Callable[[Address], Awaitable[T]]

@@ -61,7 +61,7 @@ def worker_count(config: ProxyConfig) -> int:
     """How many processes `run_proxy` starts for `config` (see ProxyConfig.workers)."""
     if config.workers:
         return config.workers
-    if config.faults:
+    if config.faults or config.watcher is not None:  # a fault may keep state; the record has one writer
         return 1
     try:
         cores = len(os.sched_getaffinity(0))

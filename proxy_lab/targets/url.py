@@ -5,35 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
 
-from proxy_lab.errors import ConfigError
+from proxy_lab.proxyurl import parse_proxy_url
 from proxy_lab.targets.base import ProxyEndpoint
+
+__all__ = ["UrlTarget", "parse_proxy_url"]  # parse_proxy_url: proxy_lab.proxyurl, the one parser
 
 if TYPE_CHECKING:
     from proxy_lab.lab import Lab
     from proxy_lab.scenarios import Scenario
-
-
-def parse_proxy_url(url: str) -> tuple[str, int, str | None, str | None]:
-    """`http://[user:pass@]host:port` -> (host, port, user, password); other schemes are refused."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"proxy URL {url!r} is malformed: {exc}") from exc
-    if parts.scheme.startswith("socks"):
-        raise ConfigError(
-            f"proxy URL {url!r} is a SOCKS proxy: the meter supports HTTP CONNECT only (guide, Proxy: "
-            "'Socket Secure (SOCKS) protocol is not supported')"
-        )
-    if parts.scheme != "http":
-        raise ConfigError(f"proxy URL {url!r}: expected http://[user:pass@]host:port")
-    if not parts.hostname or port is None:
-        raise ConfigError(f"proxy URL {url!r}: expected http://[user:pass@]host:port with a host and a port")
-    user = unquote(parts.username) if parts.username is not None else None
-    password = unquote(parts.password) if parts.password is not None else None
-    return parts.hostname, port, user, password
 
 
 class UrlTarget:

@@ -216,3 +216,18 @@ class Blackhole:
     def close(self) -> None:
         for s in [*self.fillers, self.listener]:
             s.close()
+
+
+async def echo_round_trip(c: Client, payload: bytes, timeout_s: float = 30.0) -> None:
+    """Send `payload` then EOF into an open tunnel to `echo`, and check it all comes back, then its count."""
+
+    async def send() -> None:
+        c.send(payload)
+        await c.writer.drain()
+        c.writer.write_eof()
+
+    sender = asyncio.create_task(send())
+    back = await asyncio.wait_for(c.reader.readexactly(len(payload)), timeout_s)
+    await sender
+    assert back == payload
+    assert await c.read_to_eof() == f"[eof after {len(payload)} bytes]".encode()
