@@ -395,7 +395,7 @@ def check_parse_head(data: bytes) -> None:
 
 def check_device_response(data: bytes) -> None:
     """The device's reader of a proxy's answer: head, framing, then the body fed in two pieces."""
-    from proxy_lab.device.response import BodyReader, body_framing, parse_challenges, parse_response
+    from proxy_lab.response import BodyReader, body_framing, parse_challenges, parse_response
 
     try:
         response = parse_response(data, max_head_bytes=2048)
@@ -424,7 +424,7 @@ def check_device_response(data: bytes) -> None:
 
 def check_challenges(value: str) -> None:
     from proxy_lab.device.auth import basic_credentials
-    from proxy_lab.device.response import parse_challenges
+    from proxy_lab.response import parse_challenges
 
     for challenge in parse_challenges([value, value]):
         assert challenge.scheme
@@ -550,10 +550,10 @@ def targets() -> list[Target]:
         Target("parse_proxy_authorization", "proxy_lab.proxy.auth", AUTH_VALUE, check_auth, "none (InvalidCredentials)"),
         Target("http1.parse_head", "proxy_lab.http1", st.one_of(st.binary(max_size=300), mutated(CONNECT_HEAD), mutated(RESPONSE_HEAD)),
                check_parse_head, "RemoteProtocolError"),
-        Target("device.parse_response", "proxy_lab.device.response",
+        Target("response.parse_response", "proxy_lab.response",
                st.one_of(st.binary(max_size=200), RESPONSE_HEAD, mutated(RESPONSE_HEAD)), check_device_response,
                "RemoteProtocolError (NotHttpError)"),
-        Target("device.parse_challenges", "proxy_lab.device.response", CHALLENGE, check_challenges, "none"),
+        Target("response.parse_challenges", "proxy_lab.response", CHALLENGE, check_challenges, "none"),
         Target("proxy.httpsniff", "proxy_lab.proxy.faults.httpsniff",
                _chunked(st.one_of(st.binary(max_size=300), REQUEST_STREAM, RESPONSE_HEAD, mutated(RESPONSE_HEAD))),
                check_httpsniff, "none (not HTTP: opaque)"),

@@ -25,12 +25,12 @@ from proxy_lab.advice import CAUSES, GUIDE_RULES, Scope, cause_of
 from proxy_lab.catalog import MODELS, Catalog, load_catalog
 from proxy_lab.cliargs import write_output
 from proxy_lab.device.classify import ConnectAnswer, StreamCut, Verdict, classify
-from proxy_lab.device.response import parse_challenges
 from proxy_lab.errors import ConfigError
 from proxy_lab.observe_render import render
 from proxy_lab.outcomes import CertSummary, Evidence, Outcome, Result, worst
 from proxy_lab.pki import PB_ROOT_NAME
 from proxy_lab.record import NOT_IN_GUIDE, CatalogIndex
+from proxy_lab.response import parse_challenges
 
 # Assumption (docs/observe.md): a certificate issued by a public CA (the guide's hosts are public
 # sites) or by the lab PB root is the origin's own; any other issuer seen in a TLS <= 1.2 handshake

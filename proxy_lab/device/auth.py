@@ -12,7 +12,7 @@ import base64
 from dataclasses import dataclass
 from typing import Literal
 
-from proxy_lab.device.response import Challenge
+from proxy_lab.response import Challenge
 
 
 def basic_credentials(username: str, password: str, challenge: Challenge | None = None) -> str:

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from proxy_lab.device.auth import Why
-from proxy_lab.device.response import describe_bytes
 from proxy_lab.http1 import Headers
 from proxy_lab.outcomes import Outcome
+from proxy_lab.response import describe_bytes
 
 
 @dataclass(frozen=True)

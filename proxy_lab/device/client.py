@@ -1,6 +1,6 @@
 """The device's small HTTP/1.1 client: reads a response head and body from a `Stream`.
 
-Owns the I/O half of response reading (the parsing is `proxy_lab.device.response`, sans-IO) and the
+Owns the I/O half of response reading (the parsing is `proxy_lab.response`, sans-IO) and the
 in-tunnel request (`http_request`): HTTP/1.1, `Content-Length` framing, `Connection: close`, as
 docs/cloud-protocol.md specifies; bodies framed by Content-Length, chunked, or read-to-close.
 """
@@ -11,7 +11,10 @@ import time
 from dataclasses import dataclass
 
 from proxy_lab.device.classify import NotHttpAnswer, ProbeFailed, classify
-from proxy_lab.device.response import (
+from proxy_lab.device.transcript import Transcript
+from proxy_lab.device.wire import Stream
+from proxy_lab.errors import RemoteProtocolError
+from proxy_lab.response import (
     BodyFraming,
     BodyReader,
     NotHttpError,
@@ -19,9 +22,6 @@ from proxy_lab.device.response import (
     body_framing,
     parse_response,
 )
-from proxy_lab.device.transcript import Transcript
-from proxy_lab.device.wire import Stream
-from proxy_lab.errors import RemoteProtocolError
 
 MAX_HEAD_READS = 100_000  # bounded even against a peer that drips one byte per read
 MAX_BODY_READS = 1_000_000

@@ -26,7 +26,6 @@ from proxy_lab.device.classify import (
     page_title,
 )
 from proxy_lab.device.client import read_body, read_head
-from proxy_lab.device.response import Response, body_framing, parse_challenges
 from proxy_lab.device.settings import DeviceSettings, ProxySettings
 from proxy_lab.device.tls import TlsStream
 from proxy_lab.device.transcript import Transcript
@@ -34,6 +33,7 @@ from proxy_lab.device.wire import Stream, Wire, show_address
 from proxy_lab.errors import RemoteProtocolError
 from proxy_lab.outcomes import CertSummary, Evidence, Outcome
 from proxy_lab.resolver import Address, ResolveError, Resolver
+from proxy_lab.response import Response, body_framing, parse_challenges
 
 MAX_407_BODY = 1024 * 1024  # a 407 body is consumed to reuse the connection; Squid's is ~4 KB
 REFUSAL_QUOTE = 4096  # of a refusal page only the start is kept (for the title and the transcript)

@@ -15,8 +15,8 @@ import time
 
 from proxy_lab.device.classify import Worked
 from proxy_lab.device.client import HttpAnswer, read_body, read_head
-from proxy_lab.device.response import body_framing
 from proxy_lab.device.workflows import Exchange, _refuse_errors
+from proxy_lab.response import body_framing
 
 SLICE_BYTES = 4096  # each write is small enough to drain within a read timeout at a few kbit/s
 _SINK = re.compile(rb"SINK OK bytes=([0-9]{1,12})\s*")

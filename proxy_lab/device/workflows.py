@@ -20,13 +20,13 @@ from proxy_lab.device.classify import CheckFailed, OriginAnswer, ProbeFailed, Wo
 from proxy_lab.device.client import HttpAnswer, http_request
 from proxy_lab.device.holds import MTALK_PING, MTALK_PONG, hold_quiet
 from proxy_lab.device.journal import Journal
-from proxy_lab.device.response import NotHttpError, parse_response
 from proxy_lab.device.settings import DeviceSettings
 from proxy_lab.device.transcript import Transcript
 from proxy_lab.device.wire import Stream
 from proxy_lab.errors import RemoteProtocolError
 from proxy_lab.outcomes import Evidence
 from proxy_lab.protocol import messages as msg
+from proxy_lab.response import NotHttpError, parse_response
 
 Opener = Callable[[], Awaitable[Stream]]
 

@@ -31,12 +31,12 @@ import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from proxy_lab.device.response import BodyReader, Response, body_framing, parse_response
 from proxy_lab.errors import ConfigError, RemoteProtocolError
 from proxy_lab.proxy.events import Refusal
 from proxy_lab.proxy.responses import lab_error, squid_connect_fail
 from proxy_lab.proxyurl import parse_proxy_url
 from proxy_lab.resolver import Address, ResolveError, Resolver
+from proxy_lab.response import BodyReader, Response, body_framing, parse_response
 
 if TYPE_CHECKING:  # annotations only: importing the fault framework here would close an import loop
     from proxy_lab.proxy.faults.base import Ctx

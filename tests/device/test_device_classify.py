@@ -21,8 +21,8 @@ from proxy_lab.device.classify import (
     alert_name,
     classify,
 )
-from proxy_lab.device.response import parse_challenges
 from proxy_lab.outcomes import Outcome
+from proxy_lab.response import parse_challenges
 
 P = "proxy 127.0.0.1:3128"
 T = "funds.pb.com:443"

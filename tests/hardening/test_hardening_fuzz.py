@@ -22,7 +22,7 @@ def test_a_parser_returns_or_raises_only_its_declared_errors_and_never_hangs(tar
 
 def test_the_fuzz_targets_cover_every_sans_io_parser() -> None:
     modules = {t.module for t in targets()}
-    for module in ("proxy_lab.proxy.parse", "proxy_lab.proxy.auth", "proxy_lab.http1", "proxy_lab.device.response",
+    for module in ("proxy_lab.proxy.parse", "proxy_lab.proxy.auth", "proxy_lab.http1", "proxy_lab.response",
                    "proxy_lab.cloud.httpwire", "proxy_lab.protocol.messages"):  # fmt: skip
         assert module in modules
 
@@ -48,9 +48,9 @@ def test_an_ipv6_zone_id_in_a_connect_target_is_a_400() -> None:
 
 
 def test_a_superscript_digit_content_length_is_a_protocol_error_for_the_device_and_opaque_to_the_scanner() -> None:
-    from proxy_lab.device.response import body_framing, parse_response
     from proxy_lab.errors import RemoteProtocolError
     from proxy_lab.proxy.faults.httpsniff import HttpScanner, Opaque
+    from proxy_lab.response import body_framing, parse_response
 
     raw = b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\nabc"  # '²': str.isdigit() is True, int() refuses it
     response = parse_response(raw)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from proxy_lab.device.response import (
+from proxy_lab.errors import RemoteProtocolError
+from proxy_lab.response import (
     BodyFraming,
     BodyReader,
     NotHttpError,
@@ -12,7 +13,6 @@ from proxy_lab.device.response import (
     parse_challenges,
     parse_response,
 )
-from proxy_lab.errors import RemoteProtocolError
 
 
 def test_a_200_answer_is_parsed_and_the_bytes_after_it_are_left_alone() -> None:
