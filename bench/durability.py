@@ -18,7 +18,7 @@ Infrastructure". Two parts, both on loopback against the simulated cloud, throug
    ends empty and the cloud has every id.
 
 Prints the figures; exit 0 when every criterion holds, 1 otherwise. The fast test
-`tests/hardening/test_hardening_durability.py` runs the same code with its defaults.
+`tests/hardening/test_durability.py` runs the same code with its defaults.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ chunking.
 
 Prints the inputs run per target, the slowest single call, the total and the time; exits 1 when
 any target fails (the failing input, shrunk by Hypothesis, is printed), 2 on bad arguments.
-The fast subset in `tests/hardening/test_hardening_fuzz.py` runs the same targets with a few
+The fast subset in `tests/hardening/test_fuzz.py` runs the same targets with a few
 hundred inputs each.
 """
 

@@ -2,7 +2,7 @@
 
 `TokenBucket` and `DelayLine` are sans-IO: they map "n bytes offered at time t" to the time they
 may leave and never read a clock themselves, so tests drive them with a virtual one and check
-exact byte counts against time (tests/proxy/faults/test_fault_throttle.py).
+exact byte counts against time (tests/proxy/faults/test_throttle.py).
 
 `pass_on` is for stages that hold bytes and release them later (throttle, latency): the bytes go
 through the stages configured after the holding one, in the relay's order, then to the socket.

@@ -17,7 +17,7 @@ tunnels (plain HTTP on 80, TeamViewer on 5938) passed on by `on_unsupported_prot
 
 A download throttle (`throttle` with `up_kbps = 0`) is one delay pool: Squid shapes what servers
 send, for all of a client's tunnels together (the lab's throttle shapes each tunnel on its own, so
-the rates measured differ while the verdicts agree: tests/targets/test_target_squid_throttle.py).
+the rates measured differ while the verdicts agree: tests/targets/test_squid_throttle.py).
 
 Not expressed: TLS inspection with a squid built without OpenSSL, refusals other than 403 or a
 reset, a throttle on uploads, and any fault with no Policy meaning (see `proxy_lab.targets.product`).

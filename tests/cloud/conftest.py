@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cloud_testclient import LoopThread
 
 from proxy_lab.catalog import Catalog, load_catalog
 from proxy_lab.cloud import Cloud
 from proxy_lab.pki import PKI
+from tests.cloud.cloud_testclient import LoopThread
 
 
 @pytest.fixture(scope="session")

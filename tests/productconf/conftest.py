@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from productconf_helpers import METER, free_port, serving
 
 from proxy_lab.productconf import LabFacts
+from tests.productconf.productconf_helpers import METER, free_port, serving
 
 
 @pytest.fixture

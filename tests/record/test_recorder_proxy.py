@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from proxy_testkit import client, lab_proxy, run, settled, upstream
-
 from proxy_lab.proxy import ProxyConfig, make_fault
 from proxy_lab.record import Recorder
 from proxy_lab.resolver import MapResolver
+from tests.proxy.proxy_testkit import client, lab_proxy, run, settled, upstream
 
 
 def _record(tmp_path: Path, faults: list[Any], script: Any) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@
 Adding a fault
 --------------
 Write `proxy_lab/proxy/faults/<name>.py` and import it at the end of this file (the fault registers
-itself when its module is imported; tests/proxy/faults/test_fault_registry.py fails for a module
+itself when its module is imported; tests/proxy/faults/test_registry.py fails for a module
 left out)::
 
     @dataclass(kw_only=True)
@@ -42,7 +42,7 @@ The hooks, in the order the server calls them for one client connection
    counters, `send`, `flush`, `close`, `reset`). Directions no stage inspects stay on the fast path.
 
 Hooks of several faults chain in the order the faults are configured. The test module
-tests/proxy/test_proxy_hooks.py shows each hook used by a minimal unregistered fault.
+tests/proxy/test_hooks.py shows each hook used by a minimal unregistered fault.
 """
 
 from __future__ import annotations

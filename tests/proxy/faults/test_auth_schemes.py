@@ -10,12 +10,12 @@ import shutil
 import struct
 
 import pytest
-from proxy_testkit import client, lab_proxy, run, upstream
 
 from proxy_lab.proxy import ProxyConfig, make_fault, ntlm
 from proxy_lab.proxy.events import ConnectRequest
 from proxy_lab.proxy.faults import Ctx
 from proxy_lab.resolver import MapResolver
+from tests.proxy.proxy_testkit import client, lab_proxy, run, upstream
 
 CREDS = ("meter", "S3cret")
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from proxy_testkit import client, lab_proxy, run, upstream
-
 from proxy_lab.proxy import ProxyConfig, make_fault
 from proxy_lab.proxy.auth import BasicAuth
 from proxy_lab.proxy.faults import Ctx
 from proxy_lab.resolver import MapResolver
+from tests.proxy.proxy_testkit import client, lab_proxy, run, upstream
 
 CREDS = ("meter", "S3cret")
 CTX = Ctx(("127.0.0.1", 50000), ("127.0.0.1", 3128), "distservp1.pb.com", 443)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from proxy_testkit import client, lab_proxy, run, upstream
-
 from proxy_lab.proxy import ProxyConfig, make_fault
 from proxy_lab.proxy.faults import Ctx
 from proxy_lab.resolver import MapResolver
+from tests.proxy.proxy_testkit import client, lab_proxy, run, upstream
 
 
 def ctx(host: str, port: int = 443) -> Ctx:

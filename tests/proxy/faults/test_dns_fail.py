@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from proxy_testkit import client, lab_proxy, run, upstream
 
 from proxy_lab.proxy import ProxyConfig, make_fault
 from proxy_lab.proxy.faults import Ctx, Refuse
 from proxy_lab.resolver import Address, MapResolver
+from tests.proxy.proxy_testkit import client, lab_proxy, run, upstream
 
 CTX = Ctx(("127.0.0.1", 50000), ("127.0.0.1", 3128), "pb-ota.redbend.com", 443)
 

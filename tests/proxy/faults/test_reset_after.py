@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from proxy_testkit import TIMEOUT_S, client, lab_proxy, run, upstream
-
 from proxy_lab.proxy import ProxyConfig, make_fault
 from proxy_lab.proxy.faults import Ctx, Direction
 from proxy_lab.resolver import MapResolver
+from tests.proxy.proxy_testkit import TIMEOUT_S, client, lab_proxy, run, upstream
 
 CTX = Ctx(("127.0.0.1", 50000), ("127.0.0.1", 3128), "dlsdlp1.pb.com", 443)
 
