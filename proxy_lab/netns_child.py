@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -102,19 +103,29 @@ async def _run(payload: dict[str, Any]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def child_main(
+    argv: list[str] | None, run: Callable[[dict[str, Any]], Coroutine[Any, Any, int]], usage: str
+) -> int:
+    """A namespace child's entry point: read the payload, die with the parent, run `run(payload)`.
+
+    Exit 2 on a usage error, 3 when the parent is gone already, 130 on Ctrl-C or cancellation.
+    """
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m proxy_lab.netns_child PAYLOAD.json (started by proxy_lab.netns)", file=sys.stderr)
+        print(f"usage: {usage}", file=sys.stderr)
         return 2
     payload = json.loads(Path(args[0]).read_text("utf-8"))
     if not die_with_parent(int(payload["parent_pid"])):
         return 3
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     try:
-        return asyncio.run(_run(payload))
+        return asyncio.run(run(payload))
     except (KeyboardInterrupt, asyncio.CancelledError):
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    return child_main(argv, _run, "python -m proxy_lab.netns_child PAYLOAD.json (started by proxy_lab.netns)")
 
 
 if __name__ == "__main__":

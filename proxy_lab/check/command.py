@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
-from pathlib import Path
 
-from proxy_lab.catalog import MODELS, load_catalog
-from proxy_lab.check.direct import add_direct_options, cmd_check_direct, wants_direct_command
-from proxy_lab.check.probe import run_check
+from proxy_lab.catalog import MODELS
+from proxy_lab.check.direct import add_direct_options, cmd_check_direct
 from proxy_lab.check.product import add_product_options, cmd_product, product_requested
-from proxy_lab.check.render import render
-from proxy_lab.cliargs import EXIT_USAGE, parse_fault, write_output
-from proxy_lab.errors import ConfigError, SetupError
+from proxy_lab.cliargs import parse_fault
 from proxy_lab.resolver import Address, is_ip
 
 
@@ -65,42 +59,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn
-
-    from proxy_lab.targets.url import parse_proxy_url
-
+    """`proxy-lab check`: a user's product config in a lab namespace, or the meter's probes through a
+    proxy, directly, or against the lab (`cmd_check_direct` handles every mode but the product)."""
     if product_requested(args):
         return cmd_product(args)
-    if wants_direct_command(args):
-        return cmd_check_direct(args)
-    if not args.lab and not args.proxy:
-        raise ConfigError("check: give --proxy http://[user:pass@]host:port (or --lab to try the lab)")
-    if args.fault and not args.lab:
-        raise ConfigError("check: --fault applies to the lab proxy only; add --lab")
-    if args.proxy:
-        parse_proxy_url(args.proxy)  # malformed or SOCKS: one line, exit 2
-    if args.timeout <= 0 or args.concurrency < 1:
-        raise ConfigError("check: --timeout must be > 0 and --concurrency >= 1")
-    trust = args.trust or ("lab" if args.lab else "public")
-    certs = Path(args.certs) if getattr(args, "certs", None) else None
-    console = Console(stderr=True)
-    progress = Progress(TextColumn("probing"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                        console=console, transient=True, disable=not console.is_terminal)  # fmt: skip
-    total = len(load_catalog().endpoints(args.model))
-    with progress:
-        task = progress.add_task("probes", total=total)
-        try:
-            report = asyncio.run(
-                run_check(
-                    proxy_url=args.proxy, model=args.model, trust=trust, timeout_s=args.timeout,
-                    concurrency=args.concurrency, lab_faults=args.fault if args.lab else None,
-                    resolve=dict(args.resolve), certs_dir=certs, bandwidth_url=args.bandwidth_url,
-                    on_progress=lambda _r: progress.advance(task), dns_server=args.dns_server,
-                )
-            )  # fmt: skip
-        except SetupError as exc:
-            print(f"proxy-lab: setup failure: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-    write_output(render(report, args.format), args.output, f"(verdict: {report.verdict})")
-    return report.exit_code
+    return cmd_check_direct(args)

@@ -51,13 +51,8 @@ def add_direct_options(p: argparse.ArgumentParser) -> None:
                    help="bytes POSTed to --upload-url (default 262144)")  # fmt: skip
 
 
-def wants_direct_command(args: argparse.Namespace) -> bool:
-    """Whether `check` must run through `cmd_check_direct` (an option of this module is in use)."""
-    return bool(args.direct or args.hold is not None or args.upload_url)
-
-
 def cmd_check_direct(args: argparse.Namespace) -> int:
-    """`proxy-lab check` with `--direct`, `--hold` or `--upload-url`: probe, print, set the exit code."""
+    """`proxy-lab check` through a proxy, directly or on the lab (with `--hold`, `--upload-url`): probe, print, set the exit code."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn
 

@@ -17,14 +17,12 @@ product cannot start (`config_error`: the product refused the file: exit 2). It 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-from proxy_lab.netns_child import cloud_bind, die_with_parent, emit
+from proxy_lab.netns_child import child_main, cloud_bind, emit
 
 
 class _MeterResolver:
@@ -105,18 +103,7 @@ async def _run(payload: dict[str, Any]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m proxy_lab.check.product_child PAYLOAD.json (started by proxy-lab check --product)", file=sys.stderr)
-        return 2
-    payload = json.loads(Path(args[0]).read_text("utf-8"))
-    if not die_with_parent(int(payload["parent_pid"])):
-        return 3
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    try:
-        return asyncio.run(_run(payload))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        return 130
+    return child_main(argv, _run, "python -m proxy_lab.check.product_child PAYLOAD.json (started by proxy-lab check --product)")
 
 
 if __name__ == "__main__":
