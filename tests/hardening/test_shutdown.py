@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.proxy.proxy_testkit import open_tunnel
+
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 5.0
 
@@ -79,14 +81,8 @@ def proxy_process(port: int) -> Iterator[subprocess.Popen[bytes]]:
 
 
 def tunnel(port: int, target_port: int) -> socket.socket:
-    s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S)
-    s.sendall(f"CONNECT 127.0.0.1:{target_port} HTTP/1.1\r\nHost: 127.0.0.1:{target_port}\r\n\r\n".encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = s.recv(1)
-        assert chunk, head
-        head += chunk
-    assert head.startswith(b"HTTP/1.1 200"), head
+    s, rest = open_tunnel(port, target_port, TIMEOUT_S)
+    assert rest == b"", rest  # nothing sent yet: nothing may come back
     return s
 
 

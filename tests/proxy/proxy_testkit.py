@@ -231,3 +231,18 @@ async def echo_round_trip(c: Client, payload: bytes, timeout_s: float = 30.0) ->
     await sender
     assert back == payload
     assert await c.read_to_eof() == f"[eof after {len(payload)} bytes]".encode()
+
+
+def open_tunnel(proxy_port: int, target_port: int, timeout_s: float = 5.0) -> tuple[socket.socket, bytes]:
+    """A blocking socket tunnelled through the proxy on 127.0.0.1:`proxy_port` to 127.0.0.1:`target_port`
+    (the 200 asserted), and the bytes that arrived after the answer's head."""
+    s = socket.create_connection(("127.0.0.1", proxy_port), timeout=timeout_s)
+    s.sendall(f"CONNECT 127.0.0.1:{target_port} HTTP/1.1\r\nHost: 127.0.0.1:{target_port}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(1024)
+        assert chunk, head
+        head += chunk
+    head, _, rest = head.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return s, rest

@@ -20,7 +20,7 @@ import pytest
 
 from proxy_lab.proxy import ProxyConfig, make_fault
 from proxy_lab.proxy.workers import listening_sockets, worker_count
-from tests.proxy.proxy_testkit import run, upstream
+from tests.proxy.proxy_testkit import open_tunnel, run, upstream
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 5.0
@@ -66,16 +66,9 @@ def children_of(pid: int) -> list[int]:
 
 
 def tunnel_roundtrip(port: int, echo_port: int, payload: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) as s:
-        s.sendall(f"CONNECT 127.0.0.1:{echo_port} HTTP/1.1\r\nHost: 127.0.0.1:{echo_port}\r\n\r\n".encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = s.recv(1024)
-            assert chunk, head
-            head += chunk
-        assert head.startswith(b"HTTP/1.1 200"), head
+    s, got = open_tunnel(port, echo_port, TIMEOUT_S)
+    with s:
         s.sendall(payload)
-        got = head.split(b"\r\n\r\n", 1)[1]
         while len(got) < len(payload):
             chunk = s.recv(65536)
             if not chunk:
