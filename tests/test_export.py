@@ -17,7 +17,6 @@ import random
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ import pytest
 from proxy_lab.catalog import load_catalog
 from proxy_lab.errors import ConfigError
 from proxy_lab.export import CSV_COLUMNS, FORMATS, add_parser, allowed_hosts, records, render
+from tests.sockkit import serving
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "docs" / "export-schema.json"
@@ -167,32 +167,8 @@ def free_port() -> int:
 @contextlib.contextmanager
 def echo_server(host: str, port: int) -> Iterator[None]:
     """Answers `echo:` + the first bytes it reads, on each connection, until the block ends."""
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind((host, port))
-    srv.listen(8)
-    srv.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.settimeout(IO_TIMEOUT_S)
-                with contextlib.suppress(OSError):
-                    conn.sendall(b"echo:" + conn.recv(64))
-
-    t = threading.Thread(target=serve, name=f"echo {host}:{port}", daemon=True)
-    t.start()
-    try:
+    with serving(lambda conn: conn.sendall(b"echo:" + conn.recv(64)), host, port):
         yield
-    finally:
-        stop.set()
-        t.join(IO_TIMEOUT_S)
-        srv.close()
 
 
 def connect(proxy_port: int, target: str) -> tuple[str, bytes]:

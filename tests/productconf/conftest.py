@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from proxy_lab.productconf import LabFacts
-from tests.productconf.productconf_helpers import METER, free_port, serving
+from tests.productconf.productconf_helpers import METER, free_port
+from tests.sockkit import serving
 
 
 @pytest.fixture

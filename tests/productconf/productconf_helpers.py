@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
-import threading
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -65,31 +62,3 @@ def connect_via(proxy: tuple[str, int], target: str, src: str = METER, timeout_s
     return status, None
 
 
-@contextlib.contextmanager
-def serving(handle: Callable[[socket.socket], None]) -> Iterator[int]:
-    """A TCP server on 127.0.0.1 calling `handle` for each connection (one at a time): its port."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    srv.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(10)
-                with contextlib.suppress(OSError):
-                    handle(conn)
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    try:
-        yield int(srv.getsockname()[1])
-    finally:
-        stop.set()
-        t.join(5)
-        srv.close()

@@ -27,8 +27,8 @@ from tests.productconf.productconf_helpers import (
     connect_via,
     free_port,
     require,
-    serving,
 )
+from tests.sockkit import serving
 
 pytestmark = pytest.mark.slow
 
