@@ -10,6 +10,17 @@ Modules: `switchboard` (the one Fault the proxy is built with, delegating to the
 
 from __future__ import annotations
 
-from proxy_lab.serve.served import ServeConfig, ServedLab
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["ServeConfig", "ServedLab"]
+
+if TYPE_CHECKING:
+    from proxy_lab.serve.served import ServeConfig, ServedLab
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy: the CLI imports `serve.command` for every command, and FastAPI takes a third of a second."""
+    if name in __all__:
+        return getattr(importlib.import_module("proxy_lab.serve.served"), name)
+    raise AttributeError(f"module 'proxy_lab.serve' has no attribute {name!r}")
