@@ -164,8 +164,15 @@ class Switchboard(Fault):
         """Put exactly these faults in force (a preset); nothing changes when one of them is refused."""
         built = [(name, dict(s), build_fault(name, dict(s))) for name, s in specs]
         fresh = [FaultEntry(f"f{next(self._ids)}", name, s, fault) for name, s, fault in built]
-        for e in fresh:
-            await self._enter(e.fault)
+        entered: list[Fault] = []
+        try:
+            for e in fresh:
+                await self._enter(e.fault)
+                entered.append(e.fault)
+        except BaseException:
+            for fault in entered:  # their engines are left: the faults in force stay as they were
+                await fault.stop()
+            raise
         old, self._entries = self._entries, fresh
         self._cut_if(cut, "faults replaced")
         for e in old:

@@ -29,6 +29,7 @@ class TlsInspect(Fault, name="tls_inspect"):
     _pki: PKI | None = field(default=None, init=False, repr=False, compare=False)
     _stage: InspectionStage | None = field(default=None, init=False, repr=False, compare=False)
     tunnels: int = field(default=0, init=False, compare=False)  # tunnels handed to the engine
+    _stopped: bool = field(default=False, init=False, repr=False, compare=False)
     _locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = field(
         default_factory=weakref.WeakKeyDictionary, init=False, repr=False, compare=False
     )
@@ -53,11 +54,15 @@ class TlsInspect(Fault, name="tls_inspect"):
 
     async def start(self) -> None:
         """Start (or join) the inspection engine now (for a proxy start hook); else the first tunnel does."""
+        self._stopped = False
         await self._started()
 
-    async def _started(self) -> InspectionStage:
+    async def _started(self) -> InspectionStage | None:
+        """The stage (started on first use); None once the fault was stopped: nothing would release it."""
         lock = self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
         async with lock:
+            if self._stopped:
+                return None
             if self._stage is None:
                 stage = InspectionStage(self._pki or PKI.load(), bypass=self.bypass, send_root=self.send_root)
                 await stage.start()
@@ -65,7 +70,12 @@ class TlsInspect(Fault, name="tls_inspect"):
             return self._stage
 
     async def stop(self) -> None:
-        """Leave the inspection engine (the last user stops it and its thread)."""
+        """Leave the inspection engine (the last user stops it and its thread).
+
+        A tunnel still opening when the fault stops (it was removed from a served lab while the
+        tunnel connected) is spliced: joining the engine then would hold it for good.
+        """
+        self._stopped = True
         stage, self._stage = self._stage, None
         self._locks.clear()
         if stage is not None:
@@ -77,6 +87,9 @@ class TlsInspect(Fault, name="tls_inspect"):
         upstream = await next(host, port)
         try:
             stage = await self._started()
+            if stage is None:
+                ctx.notes["tls_inspect"] = "spliced (the fault was stopped while the tunnel opened)"
+                return upstream
             sock = await stage.open_tunnel(host, port, upstream=upstream, reopen=next)
             self.tunnels += 1
         except InspectionError as exc:

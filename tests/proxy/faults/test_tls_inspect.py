@@ -9,6 +9,7 @@ the fault the PB chain is shown (negative control). The proxy's own refusals are
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,7 +24,9 @@ from proxy_lab.errors import ConfigError
 from proxy_lab.outcomes import Outcome, Result
 from proxy_lab.pki import PKI
 from proxy_lab.proxy import LabProxy, ProxyConfig, make_fault
+from proxy_lab.proxy.faults.base import Ctx
 from proxy_lab.proxy.faults.tls_inspect import TlsInspect
+from proxy_lab.proxy.inspection.engine import engine_counts
 from tests.proxy.inspection_kit import CORP, PB_ROOT, TIMEOUT_S, Seen, corp_trusting
 from tests.proxy.inspection_kit import through as kit_through
 from tests.proxy.proxy_testkit import run
@@ -182,6 +185,41 @@ def test_a_fault_scoped_to_port_443_leaves_other_ports_out_of_the_engine(pki: PK
             assert head.startswith(b"HTTP/1.1 200 ") and fault.tunnels == 0
 
     run(scenario())
+
+
+def test_a_tunnel_still_connecting_when_the_fault_stops_is_spliced_and_leaves_no_engine_running(pki: PKI) -> None:
+    """A served lab removes the fault while a probe's tunnel connects: that tunnel must not join the
+    engine after the fault stopped (nothing would release it, and the next lab with another CA could
+    not start its own)."""
+
+    async def scenario() -> tuple[socket.socket, socket.socket, dict[str, Any], tuple[int, int] | None]:
+        fault = inspecting(pki)
+        await fault.start()
+        assert engine_counts() is not None  # the engine runs while the fault is in force
+        connecting, go_on = asyncio.Event(), asyncio.Event()
+        upstream, other_end = socket.socketpair()
+
+        async def slow_connect(host: str, port: int) -> socket.socket:
+            connecting.set()
+            await go_on.wait()
+            return upstream
+
+        ctx = Ctx(client=("127.0.0.1", 1), proxy=("127.0.0.1", 2), host="pb-ota.redbend.com", port=443)
+        opening = asyncio.ensure_future(fault.open_upstream(ctx, "pb-ota.redbend.com", 443, slow_connect))
+        await connecting.wait()
+        await fault.stop()  # the fault leaves while the tunnel connects
+        go_on.set()
+        sock = await asyncio.wait_for(opening, TIMEOUT_S)
+        return sock, other_end, ctx.notes, engine_counts()
+
+    sock, other_end, notes, counts = run(scenario())
+    try:
+        assert sock is not other_end and sock.fileno() >= 0  # the upstream socket itself, not mitmproxy's
+        assert "stopped" in notes["tls_inspect"]
+        assert counts is None  # the engine stopped with the fault and nothing started it again
+    finally:
+        sock.close()
+        other_end.close()
 
 
 @pytest.mark.parametrize(
