@@ -105,6 +105,11 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     upstream = UpstreamProxy.parse(args.upstream) if args.upstream else None
     if args.record is None and (args.record_anonymise or args.record_max_bytes is not None):
         raise ConfigError("--record-max-bytes and --record-anonymise need --record PATH")
+    if args.record is not None and args.workers > 1:
+        raise ConfigError(
+            f"--workers {args.workers} with --record: the record has one writer, so the recording proxy "
+            "runs as one process; leave --workers out"
+        )
     recorder = None
     if args.record is not None:
         max_bytes = DEFAULT_MAX_BYTES if args.record_max_bytes is None else args.record_max_bytes

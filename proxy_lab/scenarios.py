@@ -32,6 +32,11 @@ given to the run (`--target`); a scenario written for one product names a preset
     [expect]
     default = "pass"
     services = { online_help = "refused", remote_access = ["refused", "reset"] }
+
+`[proxy.upstream]` puts a corporate proxy behind the lab proxy (the lab target only): a second lab
+proxy with its own `users`, `realm` and `[[proxy.upstream.faults]]`, to which the first chains every
+CONNECT (`proxy-lab proxy --upstream`), sending `credentials = "name:password"` when given. The
+meter then meets the scenario's own faults first and the corporate proxy's answers behind them.
 """
 
 from __future__ import annotations
@@ -63,6 +68,30 @@ class FaultSpec:
     settings: dict[str, Any]
 
 
+def _credentials(value: str) -> bool:
+    name, sep, _ = value.partition(":")
+    return bool(sep and name)
+
+
+@dataclass(frozen=True)
+class UpstreamSpec:
+    """A corporate proxy chained behind the lab proxy (see the module docstring)."""
+
+    users: dict[str, str] = field(default_factory=dict, metadata=spec('a table of user = "password" strings'))
+    realm: str = "corporate-proxy"
+    credentials: str | None = field(
+        default=None, metadata=spec('"name:password"', (_credentials, '"name:password" with a non-empty name'))
+    )
+    faults: tuple[FaultSpec, ...] = ()
+
+    @property
+    def user_password(self) -> tuple[str | None, str | None]:
+        if self.credentials is None:
+            return None, None
+        name, _, password = self.credentials.partition(":")
+        return name, password
+
+
 @dataclass(frozen=True)
 class ProxySpec:
     users: dict[str, str] = field(default_factory=dict, metadata=spec('a table of user = "password" strings'))
@@ -72,6 +101,7 @@ class ProxySpec:
     connect_timeout_s: float = field(default=5.0, metadata=_SECONDS)
     faults: tuple[FaultSpec, ...] = ()
     preset: str | None = None  # a real-product preset name (proxy_lab.targets.presets), e.g. "squid-stock"
+    upstream: UpstreamSpec | None = None  # a corporate proxy the lab proxy chains to (lab target only)
 
 
 @dataclass(frozen=True)
@@ -140,21 +170,21 @@ def _outcomes(key: str, value: Any) -> tuple[Outcome, ...]:
     return out
 
 
-def _faults(raw: Any) -> tuple[FaultSpec, ...]:
+def _faults(raw: Any, key: str = "proxy.faults") -> tuple[FaultSpec, ...]:
     """`[[proxy.faults]]` tables, each a fault's name and settings, checked as the lab proxy builds them."""
     from proxy_lab.proxy.faults.base import make_fault
 
     if not isinstance(raw, list):
-        raise Invalid("proxy.faults", "an array of tables ([[proxy.faults]])", raw)
+        raise Invalid(key, f"an array of tables ([[{key}]])", raw)
     faults = []
     for i, table in enumerate(raw):
         if not isinstance(table, dict) or not isinstance(table.get("name"), str):
-            raise Invalid(f"proxy.faults[{i}]", "a table with a string 'name'", table)
+            raise Invalid(f"{key}[{i}]", "a table with a string 'name'", table)
         spec_ = FaultSpec(table["name"], {k: v for k, v in table.items() if k != "name"})
         try:
             make_fault(spec_.name, spec_.settings)
         except ConfigError as exc:
-            raise ConfigError(f"proxy.faults[{i}]: {exc}") from exc
+            raise ConfigError(f"{key}[{i}]: {exc}") from exc
         faults.append(spec_)
     return tuple(faults)
 
@@ -173,7 +203,16 @@ def _parse(data: dict[str, Any], catalog: Catalog, path: Path | None) -> Scenari
         raise ConfigError(f"top level: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_TOP_KEYS)}{hint}")
     raw_proxy = _section(data, "proxy")
     faults = _faults(raw_proxy.pop("faults", []))
-    proxy = build(ProxySpec, raw_proxy, "proxy", given={"faults": faults})
+    upstream = None
+    if "upstream" in raw_proxy:
+        raw_up = raw_proxy.pop("upstream")
+        if not isinstance(raw_up, dict):
+            raise Invalid("proxy.upstream", "a table ([proxy.upstream])", raw_up)
+        up_faults = _faults(raw_up.pop("faults", []), "proxy.upstream.faults")
+        upstream = build(UpstreamSpec, raw_up, "proxy.upstream", given={"faults": up_faults})
+    proxy = build(ProxySpec, raw_proxy, "proxy", given={"faults": faults, "upstream": upstream})
+    if upstream is not None and proxy.preset:
+        raise ConfigError("proxy.upstream: a chained corporate proxy is a lab setting; it cannot go with proxy.preset")
     device = build(DeviceSpec, _section(data, "device"), "device")
     if device.services is not None and (bad := [s for s in device.services if s not in catalog.services]):
         raise Invalid("device.services", f"a list of services among {', '.join(catalog.services)}", bad)

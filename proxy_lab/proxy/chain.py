@@ -28,6 +28,7 @@ import asyncio
 import base64
 import errno as errno_mod
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -206,9 +207,11 @@ async def open_via_upstream(
     target: Address | None = None,
     *,
     client_credentials: str | None = None,
+    is_self: Callable[[Address], bool] | None = None,
 ) -> socket.socket:
     """A socket tunnelled to `target` (default: ctx's) through `upstream`, or Refused with what the
-    client gets. `resolver` finds the upstream proxy's own address, never the target's.
+    client gets. `resolver` finds the upstream proxy's own address, never the target's; an address
+    of it for which `is_self` holds (the lab proxy's own listening address) is refused as a loop.
 
     The last answer received is left in `ctx.notes["upstream"]` (an UpstreamAnswer) for the record.
     Bytes the upstream sent after a 2xx head are not expected (a 2xx has no body) and are refused
@@ -220,14 +223,14 @@ async def open_via_upstream(
     credentials = own if upstream.preemptive else None
     if own is None:
         credentials = client_credentials
-    sock = await _connect(upstream, ctx, resolver)
+    sock = await _connect(upstream, ctx, resolver, is_self)
     try:
         answer = await _exchange(upstream, authority, sock, credentials)
         if answer.status == 407 and own is not None and credentials is None and _offers_basic(answer):
             # RFC 9110 §11.7.1: the client MAY repeat the request with Proxy-Authorization.
             if not answer.keep_alive:
                 sock.close()
-                sock = await _connect(upstream, ctx, resolver)
+                sock = await _connect(upstream, ctx, resolver, is_self)
             answer = await _exchange(upstream, authority, sock, own)
     except BaseException:
         sock.close()
@@ -242,13 +245,22 @@ async def open_via_upstream(
     raise Refused(answer.refusal(upstream, authority))
 
 
-async def _connect(upstream: UpstreamProxy, ctx: Ctx, resolver: Resolver) -> socket.socket:
+async def _connect(
+    upstream: UpstreamProxy, ctx: Ctx, resolver: Resolver, is_self: Callable[[Address], bool] | None
+) -> socket.socket:
     loop = asyncio.get_running_loop()
     try:
         addresses: list[Address] = await resolver.resolve(upstream.host, upstream.port)
     except ResolveError as exc:
         why = f"{upstream.name}: its name does not resolve ({exc})"
         raise Refused(lab_error(502, why, why=why)) from exc
+    for address in addresses:
+        if is_self is not None and is_self(address):
+            why = (
+                f"loop: {upstream.name} resolves to {address[0]}:{address[1]}, "
+                "the proxy's own listening address"
+            )
+            raise Refused(lab_error(403, f"Request refused: forwarding loop. {why}", why=why))
     failure = squid_connect_fail(
         ctx.authority, upstream.authority, errno=0, message="no address", timeout=False, server="proxy-lab"
     )

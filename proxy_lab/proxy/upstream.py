@@ -201,7 +201,9 @@ class Upstream:
         self.check_loop(ctx, [(via.host, via.port)])
         credentials = ctx.request.get("Proxy-Authorization") if self.pass_credentials and ctx.request else None
         try:
-            return await open_via_upstream(via, ctx, self.resolver, (host, port), client_credentials=credentials)
+            return await open_via_upstream(
+                via, ctx, self.resolver, (host, port), client_credentials=credentials, is_self=self.is_self
+            )
         except Refused as exc:
             raise Refuse(exc.refusal) from exc
 

@@ -59,7 +59,6 @@ class WatchStage(Stage):
     """Watches the first bytes each way for the TLS facts; every chunk passes on unchanged."""
 
     def __init__(self) -> None:
-        self.started = time.time()
         self.client = ClientHelloSniffer()
         self.server = ServerHelloSniffer()
         self.first_eof: Direction | None = None
@@ -120,8 +119,6 @@ class Recorder:
         return stage
 
     def refused(self, ctx: Ctx, refusal: Refusal) -> None:
-        stage = ctx.notes.get("record")
-        started = stage.started if isinstance(stage, WatchStage) else time.time()
         upstream = ctx.notes.get(NOTE)
         by = "upstream" if isinstance(upstream, UpstreamAnswer) and not upstream.ok and "upstream proxy" in refusal.why else "lab"
         lab: dict[str, Any] = {"action": refusal.action, "why": refusal.why, "passed_on": by == "upstream"}
@@ -129,14 +126,14 @@ class Recorder:
             lab = {"status": refusal.status, "reason": refusal.reason, **lab}
             if by == "lab":
                 lab["headers"] = _headers(refusal.headers)
-        self.write(self._line(ctx, started, lab=lab, refused_by=by, end="refused"))
+        self.write(self._line(ctx, lab=lab, refused_by=by, end="refused"))
 
     def closed(self, ctx: Ctx, tunnel: TunnelControl, why: str) -> None:
         stage = ctx.notes.get("record")
         if not isinstance(stage, WatchStage):
             return
         line = self._line(
-            ctx, stage.started, lab={"status": 200, "reason": "Connection established"}, refused_by=None,
+            ctx, lab={"status": 200, "reason": "Connection established"}, refused_by=None,
             end=_end(why, stage.first_eof),
         )  # fmt: skip
         line.update(
@@ -156,7 +153,7 @@ class Recorder:
         self.write(line)
 
     # -- the line -------------------------------------------------------------------------------------
-    def _line(self, ctx: Ctx, started: float, *, lab: dict[str, Any], refused_by: str | None, end: str) -> dict[str, Any]:
+    def _line(self, ctx: Ctx, *, lab: dict[str, Any], refused_by: str | None, end: str) -> dict[str, Any]:
         endpoints = self.index.match(ctx.host, ctx.port)
         upstream = ctx.notes.get(NOTE)
         up: dict[str, Any] | None = None
@@ -164,7 +161,7 @@ class Recorder:
             up = {"proxy": self.upstream.authority, "credentials": self.upstream.user is not None}
             if isinstance(upstream, UpstreamAnswer):
                 up.update(status=upstream.status, reason=upstream.reason, headers=_headers(upstream.headers))
-        now = time.time()
+        started, now = ctx.started, time.time()  # from the request's arrival: a refusal takes time too
         return {
             "time": datetime.fromtimestamp(started, UTC).isoformat(timespec="milliseconds"),
             "client": self._client(ctx.client),

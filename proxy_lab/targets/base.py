@@ -36,3 +36,13 @@ class Target(Protocol):
     def proxy_for(self, scenario: Scenario, lab: Lab) -> AbstractAsyncContextManager[ProxyEndpoint]:
         """Start (or point at) the proxy configured for `scenario`; stop it on exit."""
         ...
+
+
+def lab_only_reason(scenario: Scenario) -> str | None:
+    """Why a target other than the lab cannot run `scenario`: it chains to a corporate proxy in the lab."""
+    if scenario.proxy.upstream is None:
+        return None
+    return (
+        f"scenario {scenario.id!r} chains the lab proxy to a corporate proxy ([proxy.upstream]): "
+        "a lab setting, run it with --target lab"
+    )

@@ -4,16 +4,21 @@
 lab's resolver, which is how a scenario runs on the lab (`proxy_for`, a preset emulated by the
 preset's faults) and how `proxy-lab check --lab` builds its proxy. It is the one place that builds a
 lab proxy inside a lab, so it is the one place that lends the lab to the faults (`Fault.attach`).
+
+With `spec.upstream` (a scenario's `[proxy.upstream]`) it first starts a second lab proxy as the
+corporate proxy, with that table's users and faults, and chains the first to it (`ProxyConfig.upstream`,
+as `proxy-lab proxy --upstream` does): meter -> lab proxy (the scenario's faults) -> corporate proxy.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from proxy_lab.errors import ConfigError, SetupError
 from proxy_lab.lab import Lab
 from proxy_lab.proxy import LabProxy, ProxyConfig, make_fault
+from proxy_lab.proxy.chain import UpstreamProxy
 from proxy_lab.scenarios import ProxySpec, Scenario
 from proxy_lab.targets.base import ProxyEndpoint
 from proxy_lab.targets.presets import lab_scenario_for_preset
@@ -54,20 +59,39 @@ class LabTarget:
     async def serve(
         self, spec: ProxySpec, lab: Lab, *, where: str | None = "proxy", with_faults: bool = True
     ) -> AsyncIterator[ProxyEndpoint]:
-        """A lab proxy for `spec` on `lab`'s resolver, stopped on exit; SetupError when it cannot listen."""
-        proxy = LabProxy(proxy_config(spec, lab, where=where, with_faults=with_faults), lab.resolver)
-        try:
-            await proxy.start()
-        except OSError as exc:
-            raise SetupError(f"lab proxy could not start: {exc}") from exc
-        try:
+        """A lab proxy for `spec` on `lab`'s resolver (chained to a corporate proxy when `spec.upstream`),
+        stopped on exit; SetupError when it cannot listen."""
+        config = proxy_config(spec, lab, where=where, with_faults=with_faults)
+        async with AsyncExitStack() as stack:
+            described = "lab proxy"
+            if spec.upstream is not None:
+                up = spec.upstream
+                corp_spec = ProxySpec(users=dict(up.users), realm=up.realm, faults=up.faults)
+                where_up = f"{where}.upstream" if where is not None else None
+                corp = await stack.enter_async_context(
+                    _started(LabProxy(proxy_config(corp_spec, lab, where=where_up), lab.resolver), "corporate proxy")
+                )
+                user, password = up.user_password
+                config.upstream = UpstreamProxy(corp.address[0], corp.address[1], user, password)
+                described = f"lab proxy chained to the corporate proxy {corp.address[0]}:{corp.address[1]}"
+            proxy = await stack.enter_async_context(_started(LabProxy(config, lab.resolver), "lab proxy"))
             host, port = proxy.address
-            yield ProxyEndpoint(host, port, "lab proxy")
-        finally:
-            await proxy.stop()
+            yield ProxyEndpoint(host, port, described)
 
     @asynccontextmanager
     async def proxy_for(self, scenario: Scenario, lab: Lab, *, with_faults: bool = True) -> AsyncIterator[ProxyEndpoint]:
         scenario = lab_scenario_for_preset(scenario)  # a preset's product rules, emulated by its faults
         async with self.serve(scenario.proxy, lab, where=f"{scenario.path or scenario.id}: proxy", with_faults=with_faults) as ep:
             yield ep
+
+
+@asynccontextmanager
+async def _started(proxy: LabProxy, what: str) -> AsyncIterator[LabProxy]:
+    try:
+        await proxy.start()
+    except OSError as exc:
+        raise SetupError(f"{what} could not start: {exc}") from exc
+    try:
+        yield proxy
+    finally:
+        await proxy.stop()

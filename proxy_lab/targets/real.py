@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 from proxy_lab.errors import SetupError, TargetSkipped
 from proxy_lab.netns import CLOUD_ADDRESS, ENV_CLOUD, ENV_NAME, PROXY_HOST
 from proxy_lab.targets import mitmproxy_target, proxypy, squid, tinyproxy
-from proxy_lab.targets.base import ProxyEndpoint
+from proxy_lab.targets.base import ProxyEndpoint, lab_only_reason
 from proxy_lab.targets.presets import check_product, effective_spec
 from proxy_lab.targets.product import LabFacts, Launch, policy_from_spec
 
@@ -240,6 +240,8 @@ class RealTarget:
 
     def skip_reason(self, scenario: Scenario) -> str | None:
         """Why this product cannot run `scenario` at all (decided without starting anything)."""
+        if (lab_only := lab_only_reason(scenario)) is not None:
+            return lab_only
         if self.config is not None:
             return self._config_skip_reason(scenario)
         try:

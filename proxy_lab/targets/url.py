@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from proxy_lab.proxyurl import parse_proxy_url
-from proxy_lab.targets.base import ProxyEndpoint
+from proxy_lab.targets.base import ProxyEndpoint, lab_only_reason
 
 __all__ = ["UrlTarget", "parse_proxy_url"]  # parse_proxy_url: proxy_lab.proxyurl, the one parser
 
@@ -24,7 +24,7 @@ class UrlTarget:
         self.host, self.port, _, _ = parse_proxy_url(url)
 
     def skip_reason(self, scenario: Scenario) -> str | None:
-        return None
+        return lab_only_reason(scenario)
 
     @asynccontextmanager
     async def proxy_for(self, scenario: Scenario, lab: Lab) -> AsyncIterator[ProxyEndpoint]:

@@ -272,6 +272,29 @@ def test_an_upstream_that_is_the_lab_itself_is_refused_as_a_loop() -> None:
     run(main())
 
 
+def test_an_upstream_named_by_a_host_name_that_resolves_to_the_lab_itself_is_refused_as_a_loop() -> None:
+    async def main() -> None:
+        async with lab_proxy() as probe:
+            host, port = probe.address
+        resolver = MapResolver({("corp-proxy.example", None): (host, port)})
+        config = ProxyConfig(listen=(host, port), upstream=UpstreamProxy("corp-proxy.example", port))
+        async with lab_proxy(config, resolver) as lab:
+            c = await client(lab)
+            response = await c.connect("distservp1.pb.com:443")
+            assert response.status == 403 and b"forwarding loop" in response.body
+            assert b"corp-proxy.example" in response.body and f"{host}:{port}".encode() in response.body
+            await c.close()
+        # negative control: the same name leading to another port is not a loop (nothing listens: 503)
+        other = MapResolver({("corp-proxy.example", None): (host, closed_port())})
+        async with lab_proxy(ProxyConfig(listen=(host, port), upstream=UpstreamProxy("corp-proxy.example", port)), other) as lab:
+            c = await client(lab)
+            response = await c.connect("distservp1.pb.com:443")
+            assert response.status == 503 and b"loop" not in response.body
+            await c.close()
+
+    run(main())
+
+
 # -- the command line ----------------------------------------------------------------------------------
 
 
@@ -282,6 +305,7 @@ def test_an_upstream_that_is_the_lab_itself_is_refused_as_a_loop() -> None:
         (["--record-anonymise"], "--record-max-bytes and --record-anonymise need --record PATH"),
         (["--record", "REC", "--record-max-bytes", "10"], "record max bytes 10: expected at least 4096"),
         (["--record", "/nonexistent-dir/r.jsonl"], "record file /nonexistent-dir/r.jsonl"),
+        (["--record", "REC", "--workers", "2"], "--workers 2 with --record: the record has one writer"),
     ],
 )
 def test_bad_chaining_and_recording_options_exit_2_with_one_line_naming_them(

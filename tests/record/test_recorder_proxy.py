@@ -72,3 +72,19 @@ def test_a_normal_tunnel_records_who_closed_first_and_a_lab_refusal_names_the_la
     assert tunnel["end"] == "client closed" and (tunnel["bytes_up"], tunnel["lab"]["status"]) == (5, 200)
     assert refused["refused_by"] == "lab" and refused["lab"]["status"] == 403
     assert ["X-Squid-Error", "ERR_ACCESS_DENIED 0"] in refused["lab"]["headers"]
+
+
+def test_a_refusal_that_took_time_records_the_time_from_the_request_to_the_answer(tmp_path: Path) -> None:
+    async def script(lab: Any) -> None:
+        c = await client(lab)
+        assert (await c.connect("unknown.example:443")).status == 503  # after the link's 2 x 150 ms
+        await c.close()
+        c = await client(lab)
+        assert (await c.connect("dlsdlp1.pb.com:80")).status == 403  # refused at once: the control
+        await c.close()
+
+    slow, quick = _record(
+        tmp_path, [make_fault("latency", {"delay_ms": 150}), make_fault("allow_ports", {"ports_allowed": [443]})], script
+    )
+    assert slow["refused_by"] == "lab" and slow["lab"]["status"] == 503 and slow["duration_s"] >= 0.29
+    assert quick["lab"]["status"] == 403 and quick["duration_s"] < slow["duration_s"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
@@ -56,6 +57,7 @@ class Ctx:
     # None when no such user. For schemes that need the password itself (auth_schemes' NTLM).
     password_of: Callable[[str], tuple[str, str] | None] | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)  # when the request arrived (wall clock, for records)
 
     @property
     def authority(self) -> str:
