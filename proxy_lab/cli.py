@@ -141,13 +141,21 @@ def cmd_proxy(args: argparse.Namespace) -> int:
 
 
 def cmd_faults(args: argparse.Namespace) -> int:
+    from proxy_lab.firewall import FIREWALL_FAULTS
     from proxy_lab.proxy.faults import describe_faults
 
+    print("Lab proxy faults (proxy-lab proxy / check --lab / serve / scenarios: --fault NAME[:key=value,...])\n")
     for name, doc, settings in describe_faults():
         print(f"{name}\n    {doc}")
         for setting in settings:
             key, typ, default, helptext = setting
             print(f"    {key:<22} {typ:<12} default {default!r:<16} {helptext}")
+        print()
+    print("Lab firewall faults (no proxy: proxy-lab check --lab --direct --fault NAME[:key=value,...])\n")
+    for name, (defaults, doc) in FIREWALL_FAULTS.items():
+        print(f"{name}\n    {doc}")
+        for key, default in defaults.items():
+            print(f"    {key:<22} {type(default).__name__:<12} default {default!r}")
         print()
     return EXIT_OK
 

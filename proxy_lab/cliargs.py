@@ -111,7 +111,7 @@ def write_output(text: str, output: str | None, note: str) -> None:
         try:
             Path(output).write_text(text, encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(f"--output {output}: {exc.strerror or exc}") from exc
+            raise ConfigError(f"--output {output!r}: cannot write: {exc.strerror or exc}") from exc
         print(f"wrote {output} {note}", file=sys.stderr)
     else:
         sys.stdout.write(text)

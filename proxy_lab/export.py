@@ -26,11 +26,10 @@ import csv
 import io
 import ipaddress
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
 from proxy_lab.catalog import MODELS, Catalog, Endpoint, Service, load_catalog
+from proxy_lab.cliargs import write_output
 from proxy_lab.errors import ConfigError
 from proxy_lab.resolver import is_ip
 
@@ -244,12 +243,5 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def cmd_export(args: argparse.Namespace) -> int:
     text = render(load_catalog(), args.model, args.format, meter_ip=args.meter_ip, filter_path=args.filter_path)
-    if args.output:
-        try:
-            Path(args.output).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"--output {args.output!r}: cannot write: {exc.strerror or exc}") from exc
-        print(f"wrote {args.output} ({args.format}, {args.model})", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
+    write_output(text, args.output, f"({args.format}, {args.model})")
     return 0

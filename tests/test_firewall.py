@@ -124,3 +124,20 @@ def test_bad_firewall_faults_are_named_in_one_sentence(faults: list[tuple[str, d
     with pytest.raises(ConfigError) as err:
         FirewallRules.from_faults(faults)
     assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_proxy_lab_faults_lists_every_proxy_fault_and_every_firewall_fault(capsys: pytest.CaptureFixture[str]) -> None:
+    from proxy_lab.cli import main
+    from proxy_lab.firewall import FIREWALL_FAULTS
+    from proxy_lab.proxy.faults import describe_faults
+
+    assert main(["faults"]) == 0
+    out = capsys.readouterr().out
+    proxy_part, _, firewall_part = out.partition("Lab firewall faults")
+    assert firewall_part, "no firewall section"
+    for name, _doc, _settings in describe_faults():
+        assert f"\n{name}\n" in proxy_part
+    for name, (defaults, doc) in FIREWALL_FAULTS.items():
+        assert f"\n{name}\n    {doc}\n" in firewall_part
+        for key in defaults:
+            assert f"    {key} " in firewall_part.split(f"\n{name}\n", 1)[1].split("\n\n", 1)[0]

@@ -52,7 +52,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="send the meter's direct DNS probes here instead of 8.8.8.8:53")  # fmt: skip
     p.add_argument("--bandwidth-url", metavar="URL", help="a large file to download through the proxy to measure bandwidth")
     add_direct_options(p)
-    p.add_argument("--format", choices=("terminal", "json", "markdown"), default="terminal")
+    p.add_argument("--format", choices=("terminal", "json", "markdown", "junit"), default="terminal",
+                   help="junit: one testcase per service and per finding, for CI")  # fmt: skip
     p.add_argument("--output", "-o", metavar="PATH")
     add_product_options(p)
     p.set_defaults(handler=cmd_check)

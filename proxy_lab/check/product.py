@@ -51,7 +51,7 @@ _STOP_WAIT_S = 5.0
 
 
 def add_product_options(p: argparse.ArgumentParser) -> None:
-    """`check`'s options for the user's own proxy configuration (and `--format junit`)."""
+    """`check`'s options for the user's own proxy configuration."""
     g = p.add_argument_group(
         "your own proxy configuration (needs root: the product runs in a network namespace)",
         "proxy-lab check --product squid --config /etc/squid/squid.conf --meter-ip 10.20.30.40 --fix-out fixed.conf",
@@ -63,16 +63,11 @@ def add_product_options(p: argparse.ArgumentParser) -> None:
                    help=f"the meter's address on your LAN, as your rules see it (default: {DEFAULT_METER_IP}, an assumption)")  # fmt: skip
     g.add_argument("--port", type=int, metavar="N", help="the port the meter is set to (default: the file's first)")
     g.add_argument("--fix-out", metavar="PATH", help="write the smallest change that makes the meter work here, once it passes")
-    for action in p._actions:  # `--format` is declared by check.command; junit is this check's too
-        if action.dest == "format" and action.choices is not None and "junit" not in action.choices:
-            action.choices = (*action.choices, "junit")
 
 
 def product_requested(args: argparse.Namespace) -> bool:
-    """Whether `check` was asked about a product configuration (or for output only it gives)."""
-    return any(getattr(args, name, None) for name in ("product", "config", "user", "meter_ip", "port", "fix_out")) or (
-        getattr(args, "format", "") == "junit"
-    )
+    """Whether `check` was asked about a product configuration."""
+    return any(getattr(args, name, None) for name in ("product", "config", "user", "meter_ip", "port", "fix_out"))
 
 
 @dataclass(frozen=True)
@@ -97,7 +92,7 @@ class ProductOptions:
         from proxy_lab.productconf import check_meter_ip
 
         if not args.product:
-            raise ConfigError("check: --config, --user, --meter-ip, --port, --fix-out and --format junit go with --product squid|tinyproxy")
+            raise ConfigError("check: --config, --user, --meter-ip, --port and --fix-out go with --product squid|tinyproxy")
         if not args.config:
             raise ConfigError(f"check --product {args.product}: give --config FILE (your {args.product} configuration)")
         for other in ("proxy", "lab", "fault", "bandwidth_url", "dns_server", "resolve", "trust"):

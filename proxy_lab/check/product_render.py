@@ -5,25 +5,18 @@ used, the lines the lab changed to run the file (a unified diff `--- yours/` `++
 `--fix-out`, the fix (a diff `--- yours/` `+++ fix/` whose every block opens with a comment quoting
 the guide) with the fixed file's own verdict. JSON is `check`'s JSON with a `product` key.
 
-JUnit (for CI) has one testsuite for the file: one testcase per service of the model (a `<failure>`
-when it does not pass, with the worst endpoint's evidence) and one per finding (always a `<failure>`:
-what the proxy did and what to change), so a pipeline that keeps the file in git fails on the change
-that would break the meter. It validates against Jenkins' junit-10.xsd (`proxy_lab/data/junit.xsd`)
-and the stricter Ant schema: properties, system-out and system-err on the suite, at most one child per
-testcase, a time-zone-less UTC timestamp.
+JUnit (for CI) is `check`'s suite (`check.render.render_junit`) named for the file, with the product,
+file, meter address and port as properties and the rule that refused each finding, so a pipeline
+that keeps the file in git fails on the change that would break the meter.
 """
 
 from __future__ import annotations
 
 import json
-import socket
-import xml.etree.ElementTree as ET
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from proxy_lab.check.render import render
-from proxy_lab.check.verdict import specific_remedy
-from proxy_lab.report.junit_report import xml_text
+from proxy_lab.check.render import render, render_junit
 
 if TYPE_CHECKING:
     from proxy_lab.check.product import ProductCheck
@@ -75,58 +68,23 @@ def render_markdown_product(c: ProductCheck) -> str:
     return "\n".join(out) + "\n"
 
 
-def _el(parent: ET.Element, tag: str, text: str | None = None, **attrs: object) -> ET.Element:
-    el = ET.SubElement(parent, tag, {k: xml_text(v) for k, v in attrs.items()})
-    if text is not None:
-        el.text = xml_text(text)
-    return el
-
-
-def render_junit(c: ProductCheck, generated_at: datetime | None = None) -> str:
-    """One testsuite: a testcase per service and one per finding (see the module docstring)."""
-    r = c.report
-    stamp = (generated_at or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    root = ET.Element("testsuites")
-    suite = ET.SubElement(root, "testsuite")
-    props = _el(suite, "properties")
-    for name, value in (("product", c.product), ("config", str(c.config)), ("meter_ip", c.meter_ip), ("port", c.port_note),
-                        ("model", r.model), ("verdict", r.verdict)):  # fmt: skip
-        _el(props, "property", name=name, value=value)
-    classname = f"proxy-lab.{c.product}.{c.config.name}"
-    failures = 0
-    by_service: dict[str, list[str]] = {}
-    for result in r.results:
-        by_service.setdefault(result.service, []).append(f"{result.endpoint}: {result.outcome.value} ({result.evidence.one_line()})")
-    for service, outcome in r.services.items():
-        level = "required" if r.required.get(service) else "recommended"
-        elapsed = sum(x.elapsed_s for x in r.results if x.service == service)
-        case = _el(suite, "testcase", name=f"{service} ({level})", classname=classname, time=f"{elapsed:.3f}")
-        if outcome.value != "pass":
-            failures += 1
-            worst = next((x for x in r.results if x.service == service and x.outcome == outcome), None)
-            message = f"{service}: {outcome.value}" + (f" at {worst.endpoint}: {worst.detail}" if worst else "")
-            _el(case, "failure", "\n".join(by_service.get(service, [])), message=message, type=outcome.value)
-    for f in r.findings:
-        case = _el(suite, "testcase", name=f"finding: {f.cause.title} [{f.cause.id}]", classname=classname, time="0.000")
-        failures += 1
-        text = "\n".join([f"services: {', '.join(f.services)}", f"seen: {f.evidence}", f"rule: {c.refused_by.get(f.cause.id, '')}", f"fix: {specific_remedy(f)}", *f.endpoints])
-        _el(case, "failure", text, message=f"{f.cause.title}: {specific_remedy(f)}", type=f.cause.id)
-    out = [f"verdict: {r.verdict}", *product_lines(c)]
-    _el(suite, "system-out", "\n".join(out))
-    _el(suite, "system-err", "")
-    suite.attrib.update({
-        "name": xml_text(f"proxy-lab check --product {c.product} {c.config}"), "tests": str(len(r.services) + len(r.findings)),
-        "failures": str(failures), "errors": "0", "skipped": "0", "time": f"{r.elapsed_s:.3f}", "timestamp": stamp,
-        "hostname": xml_text(socket.gethostname() or "localhost"), "package": "proxy-lab", "id": "0",
-    })  # fmt: skip
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+def render_junit_product(c: ProductCheck, generated_at: datetime | None = None) -> str:
+    """`check`'s JUnit suite for the file, with the product's properties, rules and diff."""
+    return render_junit(
+        c.report,
+        suite=f"proxy-lab check --product {c.product} {c.config}",
+        classname=f"proxy-lab.{c.product}.{c.config.name}",
+        properties={"product": c.product, "config": str(c.config), "meter_ip": c.meter_ip, "port": c.port_note},
+        system_out=product_lines(c),
+        refused_by=c.refused_by,
+        generated_at=generated_at,
+    )
 
 
 def render_product(c: ProductCheck, fmt: str) -> str:
     """The product check's report in `fmt`: terminal, markdown, json or junit."""
     if fmt == "junit":
-        return render_junit(c)
+        return render_junit_product(c)
     if fmt == "json":
         return json.dumps(c.to_dict(), indent=2) + "\n"
     if fmt == "markdown":

@@ -19,10 +19,9 @@ from collections.abc import Callable
 from proxy_lab.cloud.conn import Connections, StreamConnection
 from proxy_lab.cloud.state import CloudState
 from proxy_lab.protocol import messages as msg
+from proxy_lab.protocol.lines import MTALK_PING, MTALK_PONG
 
 MAX_LINE = 256
-MTALK_PING = b"MTALK PING\n"  # the keep-alive a held mtalk session sends (docs/cloud-protocol.md)
-MTALK_PONG = b"MTALK PONG\n"
 
 
 class LineSession:

@@ -19,9 +19,6 @@ import time
 from proxy_lab.device.transcript import Transcript
 from proxy_lab.device.wire import Stream
 
-# mtalk keep-alive: the cloud answers `MTALK PING\n` with `MTALK PONG\n` (docs/cloud-protocol.md).
-MTALK_PING = b"MTALK PING\n"
-MTALK_PONG = b"MTALK PONG\n"
 SLICE_FRACTION = 0.5  # each read of the hold waits at most this share of the read timeout
 
 

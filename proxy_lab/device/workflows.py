@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from proxy_lab.catalog import Endpoint
 from proxy_lab.device.classify import CheckFailed, OriginAnswer, ProbeFailed, Worked, classify, page_title
 from proxy_lab.device.client import HttpAnswer, http_request
-from proxy_lab.device.holds import MTALK_PING, MTALK_PONG, hold_quiet
+from proxy_lab.device.holds import hold_quiet
 from proxy_lab.device.journal import Journal
 from proxy_lab.device.settings import DeviceSettings
 from proxy_lab.device.transcript import Transcript
@@ -448,11 +448,11 @@ async def mtalk(x: Exchange) -> Worked:
             return Worked("mtalk answered OK")
         await hold_quiet(stream, x.transcript, hold, what="the mtalk session", read_timeout_s=x.settings.read_timeout_s)
         stream.during = f"during the mtalk keep-alive (after {hold:g} s idle)"
-        await stream.write(MTALK_PING)
-        x.transcript.sent(repr(MTALK_PING), tunnel=True)
-        pong = await _read_line(x, stream, repr(MTALK_PONG))
-        if pong != MTALK_PONG:
-            raise x.fail("the mtalk keep-alive", repr(pong), repr(MTALK_PONG))
+        await stream.write(msg.MTALK_PING)
+        x.transcript.sent(repr(msg.MTALK_PING), tunnel=True)
+        pong = await _read_line(x, stream, repr(msg.MTALK_PONG))
+        if pong != msg.MTALK_PONG:
+            raise x.fail("the mtalk keep-alive", repr(pong), repr(msg.MTALK_PONG))
     finally:
         stream.close()
     return Worked(f"mtalk answered OK, held {hold:g} s and answered its keep-alive")

@@ -3,7 +3,7 @@ TeamViewer's HTTP fallback on port 80.
 
 Lines end with `\\n`. TeamViewer-like: the client sends `\\x17\\x24HELLO <meter>\\n`, the server
 answers `\\x17\\x24OK <session>\\n`, then each `\\x17\\x24PING\\n` gets `\\x17\\x24PONG\\n`. mtalk:
-`MTALK HELLO\\n` gets `MTALK OK\\n`. DynGate: `GET /din.aspx?s=..` gets `DYNGATE OK s=<s>`, `POST
+`MTALK HELLO\\n` gets `MTALK OK\\n`, then each `MTALK PING\\n` gets `MTALK PONG\\n`. DynGate: `GET /din.aspx?s=..` gets `DYNGATE OK s=<s>`, `POST
 /dout.aspx?s=..` with n body bytes gets `DYNGATE OK s=<s> bytes=<n>` (the guide's URL formats).
 """
 
@@ -20,6 +20,8 @@ TV_PING = TV_PREFIX + b"PING\n"
 TV_PONG = TV_PREFIX + b"PONG\n"
 MTALK_HELLO = b"MTALK HELLO\n"
 MTALK_OK = b"MTALK OK\n"
+MTALK_PING = b"MTALK PING\n"  # the keep-alive a held mtalk session sends (docs/cloud-protocol.md)
+MTALK_PONG = b"MTALK PONG\n"
 
 _HELLO = re.compile(rb"\x17\x24HELLO ([A-Za-z0-9._-]{1,64})\n")
 _OK = re.compile(rb"\x17\x24OK ([A-Za-z0-9._-]{1,64})\n")

@@ -30,6 +30,8 @@ from proxy_lab.protocol.downloads import (
 from proxy_lab.protocol.lines import (
     MTALK_HELLO,
     MTALK_OK,
+    MTALK_PING,
+    MTALK_PONG,
     TV_PING,
     TV_PONG,
     TV_PREFIX,
@@ -94,6 +96,8 @@ __all__ = [
     "MODELS",
     "MTALK_HELLO",
     "MTALK_OK",
+    "MTALK_PING",
+    "MTALK_PONG",
     "OTA_PATH",
     "SIGNATURE_BYTES",
     "TV_PING",

@@ -131,3 +131,26 @@ def test_an_unreachable_proxy_is_said_in_one_line(capsys: pytest.CaptureFixture[
     assert main(["check", "--proxy", f"http://127.0.0.1:{port}", "--timeout", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unreachable" in err[0] and f"127.0.0.1:{port}" in err[0]
+
+
+def test_check_lab_writes_junit_that_validates_and_fails_on_the_refused_services(
+    proxy_lab_certs_dir: Path, tmp_path: Path
+) -> None:
+    import xml.etree.ElementTree as ET
+    from importlib import resources
+
+    import xmlschema
+
+    out = tmp_path / "check.xml"
+    common = ["--certs", str(proxy_lab_certs_dir), "check", "--lab", "--model", "sendpro-c", "--timeout", "2", "--format", "junit"]
+    assert main([*common, "--fault", "allow_ports:preset=ssl_ports_only", "-o", str(out)]) == 1
+    xml = out.read_text()
+    xmlschema.XMLSchema(str(resources.files("proxy_lab").joinpath("data/junit.xsd"))).validate(xml)
+    suite = ET.fromstring(xml).find("testsuite")
+    assert suite is not None
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert cases["distributor (required)"].find("failure") is not None
+    assert cases["funds (required)"].find("failure") is None
+    assert "finding: " in " ".join(n or "" for n in cases) and int(suite.get("failures") or 0) >= 2
+    assert main([*common, "-o", str(out)]) == 0  # negative control: no fault, no failure
+    assert ET.fromstring(out.read_text()).find("testsuite").get("failures") == "0"  # type: ignore[union-attr]
