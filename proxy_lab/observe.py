@@ -29,7 +29,7 @@ from proxy_lab.errors import ConfigError
 from proxy_lab.observe_render import render
 from proxy_lab.outcomes import CertSummary, Evidence, Outcome, Result, worst
 from proxy_lab.pki import PB_ROOT_NAME
-from proxy_lab.record import NOT_IN_GUIDE, CatalogIndex
+from proxy_lab.record.index import NOT_IN_GUIDE, CatalogIndex
 from proxy_lab.response import parse_challenges
 
 # Assumption (docs/observe.md): a certificate issued by a public CA (the guide's hosts are public

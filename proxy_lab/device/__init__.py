@@ -3,11 +3,33 @@
 Public surface: `Device`, `DeviceSettings`, `ProxySettings`, `Journal`, `Record`. Internals:
 `transport` (CONNECT and 407), `tls` (MemoryBIO handshake), `client` and `response` (HTTP/1.1),
 `workflows` (the exchanges of docs/cloud-protocol.md), `dnsprobe`, `classify` (observations to
-Outcomes), `journal` (durable transaction records).
+Outcomes), `journal` (durable transaction records). The names below are imported on first use
+(PEP 562), so a reader of one module (`proxy-lab observe` uses `classify`) does not load the device.
 """
 
-from proxy_lab.device.device import Device
-from proxy_lab.device.journal import Journal, Record
-from proxy_lab.device.settings import DeviceSettings, ProxySettings
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "Device": "proxy_lab.device.device",
+    "Journal": "proxy_lab.device.journal",
+    "Record": "proxy_lab.device.journal",
+    "DeviceSettings": "proxy_lab.device.settings",
+    "ProxySettings": "proxy_lab.device.settings",
+}
 
 __all__ = ["Device", "DeviceSettings", "Journal", "ProxySettings", "Record"]
+
+if TYPE_CHECKING:
+    from proxy_lab.device.device import Device
+    from proxy_lab.device.journal import Journal, Record
+    from proxy_lab.device.settings import DeviceSettings, ProxySettings
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'proxy_lab.device' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

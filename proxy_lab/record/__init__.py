@@ -1,11 +1,32 @@
 """Recording what a real client did through the lab proxy: one JSON line per tunnel.
 
 `Recorder` (recorder.py) is the lab proxy's `TunnelWatcher`; `tlssniff` reads the first TLS bytes
-each way, sans-IO. `proxy-lab observe` (proxy_lab/observe.py) reads the lines back.
+each way, sans-IO; `index` matches a target to the guide's endpoints. `proxy-lab observe`
+(proxy_lab/observe.py) reads the lines back. The names below are imported on first use (PEP 562),
+so reading a record does not load the proxy.
 """
 
 from __future__ import annotations
 
-from proxy_lab.record.recorder import DEFAULT_MAX_BYTES, NOT_IN_GUIDE, CatalogIndex, Recorder
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "DEFAULT_MAX_BYTES": "proxy_lab.record.recorder",
+    "Recorder": "proxy_lab.record.recorder",
+    "NOT_IN_GUIDE": "proxy_lab.record.index",
+    "CatalogIndex": "proxy_lab.record.index",
+}
 
 __all__ = ["DEFAULT_MAX_BYTES", "NOT_IN_GUIDE", "CatalogIndex", "Recorder"]
+
+if TYPE_CHECKING:
+    from proxy_lab.record.index import NOT_IN_GUIDE, CatalogIndex
+    from proxy_lab.record.recorder import DEFAULT_MAX_BYTES, Recorder
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'proxy_lab.record' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

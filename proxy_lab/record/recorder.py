@@ -25,34 +25,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from proxy_lab.catalog import Catalog, Endpoint, load_catalog
 from proxy_lab.errors import ConfigError
 from proxy_lab.proxy.chain import NOTE, UpstreamAnswer, UpstreamProxy
 from proxy_lab.proxy.events import Refusal
 from proxy_lab.proxy.faults.base import Ctx, Direction, Stage, TunnelControl
+from proxy_lab.record.index import NOT_IN_GUIDE, CatalogIndex
 from proxy_lab.record.tlssniff import ClientHelloSniffer, ServerHelloSniffer
 
-NOT_IN_GUIDE = "not in the guide"
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 MIN_MAX_BYTES = 4096
 # Never recorded, whoever sent them: they carry credentials or session secrets.
 _SECRET_HEADERS = frozenset({"proxy-authorization", "authorization", "cookie", "set-cookie"})
 _MAX_HEADERS = 32  # header fields of one answer kept in the record
-
-
-class CatalogIndex:
-    """(host, port) -> the guide's endpoints there; the catalog match of a target."""
-
-    def __init__(self, catalog: Catalog | None = None) -> None:
-        self.catalog = catalog or load_catalog()
-        self._by_target: dict[tuple[str, int], list[Endpoint]] = {}
-        for service in self.catalog.services.values():
-            for e in service.endpoints:
-                if e.via_proxy:
-                    self._by_target.setdefault((e.host.lower(), e.port), []).append(e)
-
-    def match(self, host: str, port: int) -> list[Endpoint]:
-        return self._by_target.get((host.lower().rstrip("."), port), [])
 
 
 class WatchStage(Stage):

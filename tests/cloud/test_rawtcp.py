@@ -75,7 +75,7 @@ def test_mtalk_hello_is_answered_on_port_5228(cloud: Cloud) -> None:
 
 
 def test_mtalk_answers_keep_alives_after_hello_only() -> None:
-    from proxy_lab.cloud.rawtcp import MTALK_PING, MTALK_PONG
+    from proxy_lab.protocol.lines import MTALK_PING, MTALK_PONG
 
     session = MtalkSession()
     assert session.feed(MTALK_PING) == (b"", True)  # a keep-alive before HELLO ends the session
@@ -83,9 +83,3 @@ def test_mtalk_answers_keep_alives_after_hello_only() -> None:
     session.feed(m.MTALK_HELLO)
     assert session.feed(MTALK_PING + MTALK_PING) == (MTALK_PONG + MTALK_PONG, False)
 
-
-def test_the_device_and_the_cloud_agree_on_the_mtalk_keep_alive() -> None:
-    from proxy_lab.cloud import rawtcp
-    from proxy_lab.device import holds
-
-    assert (holds.MTALK_PING, holds.MTALK_PONG) == (rawtcp.MTALK_PING, rawtcp.MTALK_PONG)

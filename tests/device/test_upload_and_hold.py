@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from proxy_lab.device.holds import MTALK_PING, MTALK_PONG
 from proxy_lab.outcomes import Outcome
 from proxy_lab.pki import PKI
 from proxy_lab.protocol import messages as msg
+from proxy_lab.protocol.lines import MTALK_PING, MTALK_PONG
 from tests.device.device_testkit import Conn, Handler, ep, http_origin, probe_through_relay, response, run
 
 UPLOAD = ep("upload", "https://pbdlsp1.pb.com/upload")
