@@ -9,8 +9,9 @@ The public surface, for scripts and test suites (imported lazily, so `proxy-lab 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from proxy_lab.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -75,8 +76,4 @@ if TYPE_CHECKING:
     from proxy_lab.scenarios import Scenario, load_scenario, load_scenarios
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'proxy_lab' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

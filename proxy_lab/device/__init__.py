@@ -9,8 +9,9 @@ Outcomes), `journal` (durable transaction records). The names below are imported
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from proxy_lab.lazy import lazy_exports
 
 _EXPORTS = {
     "Device": "proxy_lab.device.device",
@@ -28,8 +29,4 @@ if TYPE_CHECKING:
     from proxy_lab.device.settings import DeviceSettings, ProxySettings
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'proxy_lab.device' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -19,8 +19,9 @@ inspection (the embedded mitmproxy of tls_inspect), faults (one fault per module
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from proxy_lab.lazy import lazy_exports
 
 _EXPORTS = {
     "ConnectRequest": "proxy_lab.proxy.events",
@@ -62,11 +63,7 @@ if TYPE_CHECKING:
     from proxy_lab.proxy.workers import run_proxy
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'proxy_lab.proxy' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

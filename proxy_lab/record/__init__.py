@@ -8,8 +8,9 @@ so reading a record does not load the proxy.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from proxy_lab.lazy import lazy_exports
 
 _EXPORTS = {
     "DEFAULT_MAX_BYTES": "proxy_lab.record.recorder",
@@ -25,8 +26,4 @@ if TYPE_CHECKING:
     from proxy_lab.record.recorder import DEFAULT_MAX_BYTES, Recorder
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'proxy_lab.record' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
