@@ -30,10 +30,15 @@ class TunnelError(Exception):
 class Route:
     port: int  # where the client connects on 127.0.0.1
     connect_to: str | None = None  # "127.0.0.1:PORT" for a CONNECT proxy; None for a forwarder or direct
+    then_connect: str | None = None  # a second CONNECT sent through the first tunnel (a proxy behind it)
 
     def describe(self) -> str:
-        via = f" CONNECT {self.connect_to}" if self.connect_to else ""
+        via = "".join(f" CONNECT {t}" for t in self.connects)
         return f"{LOOPBACK}:{self.port}{via}"
+
+    @property
+    def connects(self) -> list[str]:
+        return [t for t in (self.connect_to, self.then_connect) if t is not None]
 
 
 def connect_request(target: str) -> bytes:
@@ -59,18 +64,18 @@ def open_tunnel(route: Route, timeout_s: float = TIMEOUT_S) -> socket.socket:
         sock.settimeout(timeout_s)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.connect((LOOPBACK, route.port))
-        if route.connect_to is not None:
-            sock.sendall(connect_request(route.connect_to))
+        for target in route.connects:
+            sock.sendall(connect_request(target))
             buf = b""
             while b"\r\n\r\n" not in buf:
                 chunk = sock.recv(4096)
                 if not chunk:
-                    raise TunnelError(f"proxy closed the connection before answering CONNECT {route.connect_to}")
+                    raise TunnelError(f"proxy closed the connection before answering CONNECT {target}")
                 buf += chunk
                 if len(buf) > MAX_HEAD:
                     raise TunnelError(f"CONNECT response head longer than {MAX_HEAD} bytes")
             head, _, rest = buf.partition(b"\r\n\r\n")
-            check_connect_head(head, route.connect_to)
+            check_connect_head(head, target)
             if rest:
                 raise TunnelError(f"{len(rest)} unexpected bytes after the CONNECT response head")
         return sock

@@ -189,6 +189,8 @@ class Flow:
         """No more bytes will come from `src`: pass the end on once the outstanding bytes are out."""
         if self.done or self.end is not None:
             return
+        if self.tunnel.first_end is None:
+            self.tunnel.first_end = self.direction
         if self.fast:
             self._end(how)
         else:
@@ -240,6 +242,16 @@ class Flow:
                 transport.close()
         self.tunnel._flow_done()
 
+    def _go_fast(self) -> None:
+        """Every stage of this direction is finished: from now on each chunk goes straight across."""
+        self.fast, self.queue, self.wake, self.task = True, None, None, None
+        self.transforms, self.tails = [], []
+        if self.queue_full:
+            self.queue_full = False
+            self._update_reading()
+        if self.src.held is None:
+            self.src.fast_to = self
+
     async def _pump(self) -> None:
         assert self.queue is not None and self.wake is not None
         try:
@@ -261,6 +273,9 @@ class Flow:
                         break
                 if data:
                     self._write(data)
+                if not self.queue and self.end is None and all(s.finished(self.direction) for s in self.tails):
+                    self._go_fast()
+                    return
             for stage in self.tails:
                 tail = await stage.at_eof(self.direction)
                 if tail:
@@ -276,7 +291,9 @@ class Flow:
 class Tunnel:
     """Both sockets of one established tunnel; implements the `TunnelControl` that stages use."""
 
-    __slots__ = ("_tasks", "client", "ctx", "done", "down", "stages", "stats", "up", "upstream", "why_closed")
+    __slots__ = (
+        "_tasks", "client", "ctx", "done", "down", "first_end", "stages", "stats", "up", "upstream", "why_closed",
+    )  # fmt: skip
 
     def __init__(self, ctx: Ctx, stats: ProxyStats, stages: list[Stage]) -> None:
         self.ctx = ctx
@@ -290,6 +307,7 @@ class Tunnel:
         self.upstream.out, self.upstream.into = self.down, self.up
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.why_closed = ""
+        self.first_end: Direction | None = None
         self._tasks: list[asyncio.Task[None]] = []
         for stage in stages:
             stage.bind(self)

@@ -40,12 +40,13 @@ _MAX_HEADERS = 32  # header fields of one answer kept in the record
 
 
 class WatchStage(Stage):
-    """Watches the first bytes each way for the TLS facts; every chunk passes on unchanged."""
+    """Watches the first bytes each way for the TLS facts; every chunk passes on unchanged. Once a
+    direction's sniffer is done the stage is `finished` with it, and the relay carries the rest of
+    that direction on its fast path (a bulk transfer pays for the watching only at its start)."""
 
     def __init__(self) -> None:
         self.client = ClientHelloSniffer()
         self.server = ServerHelloSniffer()
-        self.first_eof: Direction | None = None
 
     async def client_to_upstream(self, data: bytes) -> bytes:
         if not self.client.done:
@@ -57,10 +58,8 @@ class WatchStage(Stage):
             self.server.feed(data)
         return data
 
-    async def at_eof(self, direction: Direction) -> bytes:
-        if self.first_eof is None:
-            self.first_eof = direction
-        return b""
+    def finished(self, direction: Direction) -> bool:
+        return (self.client if direction == "client_to_upstream" else self.server).done
 
 
 @dataclass
@@ -118,7 +117,7 @@ class Recorder:
             return
         line = self._line(
             ctx, lab={"status": 200, "reason": "Connection established"}, refused_by=None,
-            end=_end(why, stage.first_eof),
+            end=_end(why, tunnel.first_end),
         )  # fmt: skip
         line.update(
             sni=stage.client.sni or None,

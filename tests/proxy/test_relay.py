@@ -142,6 +142,41 @@ def test_a_stage_changes_its_direction_only_and_adds_its_bytes_before_the_eof() 
     run(scenario())
 
 
+class FirstChunkOnly(Stage):
+    """Upper-cases the first chunk toward the client, then is finished with that direction."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    async def upstream_to_client(self, data: bytes) -> bytes:
+        self.seen += 1
+        return data.upper()
+
+    async def at_eof(self, direction: Direction) -> bytes:
+        return b"<eof>"  # never sent: the stage finished with its direction before the end
+
+    def finished(self, direction: Direction) -> bool:
+        return self.seen >= 1
+
+
+def test_a_stage_finished_with_its_direction_leaves_the_rest_to_the_fast_path() -> None:
+    async def scenario() -> None:
+        stage = FirstChunkOnly()
+        async with tunnel_between([stage]) as t:
+            t.upstream[1].write(b"first")
+            assert await read_exactly(t.client, 5) == b"FIRST"
+            await eventually(lambda: t.tunnel.down.fast, "the flow goes fast once its stage is finished")
+            assert t.tunnel.down.task is None
+            bulk = bytes(range(256)) * 4096  # 1 MiB after the switch: in order, unchanged, counted
+            t.upstream[1].write(b"second" + bulk)
+            t.upstream[1].write_eof()
+            assert await read_to_eof(t.client) == b"second" + bulk
+            assert stage.seen == 1 and t.tunnel.bytes_upstream_to_client == 5 + 6 + len(bulk)
+            assert t.tunnel.first_end == "upstream_to_client"
+
+    run(scenario())
+
+
 def test_a_reset_on_one_side_closes_the_other_and_names_the_side() -> None:
     async def scenario() -> None:
         async with tunnel_between() as t:

@@ -83,6 +83,10 @@ class TunnelControl(Protocol):
     def bytes_upstream_to_client(self) -> int: ...
     @property
     def closed(self) -> bool: ...
+    @property
+    def first_end(self) -> Direction | None:
+        """The direction whose sender ended (FIN or close) first; None while both still send."""
+
     def send(self, direction: Direction, data: bytes) -> None:
         """Write `data` now toward the client (`upstream_to_client`) or the upstream, bypassing stages."""
 
@@ -161,6 +165,12 @@ class Stage:
         return direction in self.directions and (
             _overrides(self, Stage, direction) or _overrides(self, Stage, "at_eof")
         )
+
+    def finished(self, direction: Direction) -> bool:
+        """True once this stage wants no more of `direction` (a watcher that has seen what it needed):
+        when every stage of a direction is finished, the relay carries the rest on its fast path and
+        calls neither the transforms nor `at_eof` of that direction again."""
+        return False
 
 
 def _overrides(obj: object, base: type, method: str) -> bool:
