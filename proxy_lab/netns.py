@@ -231,14 +231,25 @@ class Namespace:
         """Put a client (the meter) at `client_ip` and a server (the proxy) at `server_ip`, both on the
         namespace's loopback, so that a connection to `server_ip` leaves from `client_ip`.
 
-        Both are IPv4 /32 addresses on `lo`; the kernel's local route to `server_ip` is given
-        `client_ip` as its preferred source (ip-route(8) `src`), which is the address a socket that
-        does not bind gets: a proxy rule keyed on the client's address (`acl ... src`, tinyproxy
-        `Allow`) sees the meter's address, as in production.
+        Both are host addresses on `lo` (IPv4 /32 or IPv6 /128, one family); the kernel's local route
+        to `server_ip` is given `client_ip` as its preferred source (ip-route(8) `src`), which is the
+        address a socket that does not bind gets: a proxy rule keyed on the client's address (`acl
+        ... src`, tinyproxy `Allow`) sees the meter's address, as in production. For IPv6 the route the
+        kernel made for the address (metric 0, which a replace cannot reach) is deleted first: source
+        address selection would otherwise pick `server_ip` itself (RFC 6724 rule 1).
         """
+        v6 = ":" in server_ip
+        if v6 != (":" in client_ip):
+            raise ValueError(f"client {client_ip} and server {server_ip}: one address family, please")
         for address in dict.fromkeys((client_ip, server_ip)):
-            _ip("-n", self.name, "addr", "replace", f"{address}/32", "dev", "lo")
-        if client_ip != server_ip:
+            _ip("-n", self.name, *(["-6"] if v6 else []), "addr", "replace", f"{address}/{128 if v6 else 32}", "dev", "lo")
+        if client_ip == server_ip:
+            return
+        if v6:
+            _ip("-n", self.name, "-6", "route", "del", "table", "local", "local", server_ip, "dev", "lo")
+            _ip("-n", self.name, "-6", "route", "replace", "table", "local", "local", server_ip, "dev", "lo",
+                "proto", "kernel", "src", client_ip)  # fmt: skip
+        else:
             _ip("-n", self.name, "route", "replace", "table", "local", "local", server_ip, "dev", "lo",
                 "proto", "kernel", "scope", "host", "src", client_ip)  # fmt: skip
 

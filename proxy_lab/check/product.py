@@ -45,6 +45,8 @@ DEFAULT_METER_IP = "10.20.30.40"
 # Where the product listens in the namespace: RFC 2544's benchmarking range, never a real LAN's, so
 # it cannot collide with an address a user's rule names (the second one when the meter is the first).
 PROXY_ADDRESSES = ("198.18.0.1", "198.18.0.2")
+# The same for a meter on IPv6: the benchmarking prefix (RFC 5180), as 198.18/15 is for IPv4.
+PROXY_ADDRESSES_V6 = ("2001:2::1", "2001:2::2")
 PRODUCT_NAMES = ("squid", "tinyproxy")
 _CHILD_BUDGET_S = 240.0
 _STOP_WAIT_S = 5.0
@@ -99,8 +101,7 @@ class ProductOptions:
             if getattr(args, other, None):
                 raise ConfigError(f"check --product: --{other.replace('_', '-')} does not apply (the lab is the network)")
         meter_ip = check_meter_ip(args.meter_ip or DEFAULT_METER_IP)
-        if not isinstance(ipaddress.ip_address(meter_ip), ipaddress.IPv4Address):
-            raise ConfigError(f"--meter-ip {meter_ip}: only IPv4 meter addresses are supported in the lab namespace")
+        proxy_addresses = PROXY_ADDRESSES if ipaddress.ip_address(meter_ip).version == 4 else PROXY_ADDRESSES_V6
         user = password = None
         if args.user is not None:
             user, sep, password = args.user.partition(":")
@@ -119,7 +120,7 @@ class ProductOptions:
             raise ConfigError("check: --timeout must be > 0 and --concurrency >= 1")
         return cls(
             product=args.product, config=config, meter_ip=meter_ip,
-            proxy_host=next(a for a in PROXY_ADDRESSES if a != meter_ip), user=user, password=password,
+            proxy_host=next(a for a in proxy_addresses if a != meter_ip), user=user, password=password,
             port=args.port, fix_out=fix_out, model=args.model, timeout_s=args.timeout, concurrency=args.concurrency,
             certs_dir=Path(args.certs) if getattr(args, "certs", None) else None,
         )  # fmt: skip

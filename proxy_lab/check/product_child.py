@@ -79,7 +79,7 @@ async def _probe(payload: dict[str, Any]) -> dict[str, Any]:
                 kbps, note = down.kbps, down.note
             finally:
                 device.close()
-            proxy = f"{model.product} (pid {running.pid}) with {model.path} at {lab_config.listen[0]}:{lab_config.listen[1]}"
+            proxy = f"{model.product} (pid {running.pid}) with {model.path} at {_authority(*lab_config.listen)}"
     return {"kind": "results", "results": [encode(r) for r in results], "kbps": kbps, "note": note, "proxy": proxy}
 
 
@@ -100,6 +100,10 @@ async def _run(payload: dict[str, Any]) -> int:
         emit({"kind": "fatal", "message": f"the lab could not run in the namespace: {type(exc).__name__}: {exc}", "config_error": False})
         return 1
     return 0
+
+
+def _authority(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -141,6 +141,32 @@ def test_stock_tinyproxy_names_its_allow_rule_for_a_lan_meter_and_the_fix_passes
 
 @pytest.mark.slow
 @pytest.mark.root
+@pytest.mark.parametrize(
+    ("product", "text"),
+    [
+        ("squid", "acl meter src fd12:3456::40\nacl SSL_ports port 443 80 5228 5938\nacl CONNECT method CONNECT\n"
+                  "http_access deny CONNECT !SSL_ports\nhttp_access allow meter\nhttp_access deny all\nhttp_port 3128\n"),
+        ("tinyproxy", "Port 8888\nListen 0.0.0.0\nTimeout 600\nAllow fd12:3456::40\n"
+                      "ConnectPort 443\nConnectPort 80\nConnectPort 5228\nConnectPort 5938\n"),
+    ],
+)
+def test_a_meter_on_ipv6_is_let_through_by_its_ipv6_rule_and_another_ipv6_address_is_not(
+    cli: Cli, workdir: Path, product: str, text: str
+) -> None:
+    need(product)
+    config = workdir / f"{product}.conf"
+    config.write_text(text)
+    code, out, err = cli("--product", product, "--config", str(config), "--meter-ip", "fd12:3456::40")
+    assert code == 0, out + err
+    assert "the meter at fd12:3456::40" in out and "at [2001:2::1]:" in out
+    code, out, err = cli("--product", product, "--config", str(config), "--meter-ip", "fd12:3456::41")
+    assert code == 1, out + err
+    assert "distributor" in out and "refused" in out and "fd12:3456::41" in out
+    no_leftovers()
+
+
+@pytest.mark.slow
+@pytest.mark.root
 def test_the_same_file_passes_a_meter_its_src_rule_exempts_and_fails_another_lan_address(cli: Cli, workdir: Path) -> None:
     need("squid")
     config = squid_allowing(METER, workdir / "squid.conf", extra="acl SSL_ports port 80 5228 5938\n")
