@@ -1,6 +1,7 @@
 """`proxy-lab matrix`: the core scenarios and the presets over every installed target, target x service.
 
-Each target runs the core scenarios (`baseline`, `basic-auth`, `basic-auth-missing`); the lab runs
+Each target runs the core scenarios (`baseline`, `sendpro-c-baseline`, `basic-auth`,
+`basic-auth-missing`: both models, with and without authentication); the lab runs
 every preset scenario too (`scenarios/preset-*.toml`, emulated with the preset's faults), and each
 real product runs its own presets. A product that is not installed, or cannot be run here (namespace
 mode needs root), has its runs reported as skipped with the reason, never as passed. The exit code is
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from proxy_lab.runs import ScenarioRun
     from proxy_lab.scenarios import Scenario
 
-CORE_SCENARIOS = ("baseline", "basic-auth", "basic-auth-missing")
+CORE_SCENARIOS = ("baseline", "sendpro-c-baseline", "basic-auth", "basic-auth-missing")
 TARGETS = ("lab", "mitmproxy", "proxypy", "squid", "tinyproxy")
 PRESET_GLOB = "preset-*.toml"
 

@@ -22,15 +22,15 @@ def ids(scenarios: list) -> list[str]:  # type: ignore[type-arg]
 
 def test_the_matrix_loads_the_core_scenarios_first_then_every_preset() -> None:
     loaded = ids(matrix.load_matrix_scenarios(SCENARIOS))
-    assert loaded[:3] == ["baseline", "basic-auth", "basic-auth-missing"]
-    assert {f"preset-{p.stem.removeprefix('preset-')}" for p in SCENARIOS.glob("preset-*.toml")} == set(loaded[3:])
+    assert loaded[:4] == ["baseline", "sendpro-c-baseline", "basic-auth", "basic-auth-missing"]
+    assert {f"preset-{p.stem.removeprefix('preset-')}" for p in SCENARIOS.glob("preset-*.toml")} == set(loaded[4:])
 
 
 def test_the_lab_runs_every_preset_and_a_product_only_its_own() -> None:
     scenarios = matrix.load_matrix_scenarios(SCENARIOS)
     assert ids(matrix.plan(scenarios, "lab")) == ids(scenarios)
     squid = ids(matrix.plan(scenarios, "squid"))
-    assert squid == ["baseline", "basic-auth", "basic-auth-missing", "preset-squid-basic-auth", "preset-squid-compliant", "preset-squid-ssl-bump", "preset-squid-stock"]
+    assert squid == ["baseline", "sendpro-c-baseline", "basic-auth", "basic-auth-missing", "preset-squid-basic-auth", "preset-squid-compliant", "preset-squid-ssl-bump", "preset-squid-stock"]
     assert "preset-squid-stock" not in ids(matrix.plan(scenarios, "tinyproxy"))
 
 
