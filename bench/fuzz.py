@@ -28,6 +28,7 @@ import base64
 import contextlib
 import functools
 import importlib
+import itertools
 import re
 import signal
 import sys
@@ -511,6 +512,70 @@ def check_dns(data: bytes) -> None:
     assert reply is None or isinstance(reply, bytes | bytearray)
 
 
+def _split(data: bytes, cuts: list[int]) -> list[bytes]:
+    """`data` cut at `cuts` (positions modulo its length): the chunks a socket might deliver."""
+    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    return [data[a:b] for a, b in itertools.pairwise(points)]
+
+
+def check_upstream_answer(args: tuple[bytes, list[int]]) -> None:
+    """The chained proxy's reader of the upstream's answer to CONNECT, fed in chunks, then its end;
+    a refusal must become an answer the client can be given (status line, fields, body) or a 502."""
+    from proxy_lab.proxy.chain import AnswerReader, UpstreamProxy
+
+    data, cuts = args
+    reader = AnswerReader()
+    fed = 0
+    try:
+        answer = None
+        for chunk in _split(data, cuts):
+            fed += len(chunk)
+            answer = reader.feed(chunk)
+            if answer is not None:
+                break
+        if answer is None:
+            answer = reader.eof()
+    except RemoteProtocolError:
+        return
+    if answer.ok:  # what came after the head in the bytes read so far is the tunnel's, none lost
+        assert data.startswith(b"HTTP/") and data[:fed].endswith(answer.extra)
+        return
+    refusal = answer.refusal(UpstreamProxy("127.0.0.1", 3128, "meter", "pw"), "distservp1.pb.com:80")
+    wire = refusal.to_bytes()
+    assert wire.startswith(b"HTTP/1.") and b"\r\n\r\n" in wire
+    assert b"pw" not in refusal.why.encode() and "\n" not in refusal.why
+
+
+def _client_hello() -> bytes:
+    """A real ClientHello (OpenSSL's, with SNI), the seed of the TLS sniffers' inputs."""
+    import ssl
+
+    ctx = ssl.create_default_context()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="pb-ota.redbend.com")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+def check_tls_sniffers(args: tuple[bytes, list[int]]) -> None:
+    """The recorder's ClientHello and ServerHello sniffers, fed the same bytes in chunks: they never
+    raise, stop at the first thing that is not a handshake record, and look at no more than LIMIT."""
+    from proxy_lab.record.tlssniff import LIMIT, ClientHelloSniffer, ServerHelloSniffer
+
+    data, cuts = args
+    client, server = ClientHelloSniffer(), ServerHelloSniffer()
+    for chunk in _split(data, cuts):
+        client.feed(chunk)
+        server.feed(chunk)
+    assert isinstance(client.sni, str) and isinstance(server.seen.issuer, str)
+    if data and data[0] != 22:
+        assert client.done and server.done  # not a TLS handshake record: both stop at once
+    client.feed(b"\x00" * (LIMIT + 1))
+    server.feed(b"\x00" * (LIMIT + 1))
+    assert client.done and server.done
+
+
 @dataclass
 class Target:
     """One fuzz target: a name, the strategy its inputs come from, and the check of one input."""
@@ -568,6 +633,12 @@ def targets() -> list[Target]:
                check_rawtcp, "none (error line and close)"),
         Target("cloud.dns", "proxy_lab.cloud.dns", st.one_of(st.binary(max_size=100), mutated(st.sampled_from(_dns_seeds()))),
                check_dns, "none (unparsable: dropped)"),
+        Target("chain.AnswerReader", "proxy_lab.proxy.chain",
+               _chunked(st.one_of(st.binary(max_size=300), RESPONSE_HEAD, mutated(RESPONSE_HEAD))), check_upstream_answer,
+               "RemoteProtocolError (the client gets a 502)"),
+        Target("record.tlssniff", "proxy_lab.record.tlssniff",
+               _chunked(st.one_of(st.binary(max_size=300), mutated(st.just(_client_hello()), max_ops=6))), check_tls_sniffers,
+               "none (not TLS: done)"),
     ]  # fmt: skip
     found += _socks_targets()
     return found

@@ -103,6 +103,8 @@ def parse_response(buf: bytes | bytearray, *, max_head_bytes: int = 65536) -> Re
         raise NotHttpError(
             f"status line names HTTP/{major}.{minor}, expected HTTP/1.0 or HTTP/1.1", bytes(buf[:64])
         )
+    if int(code) < 100:  # RFC 9110 §15: a status code is a three-digit integer from 100
+        raise NotHttpError(f"status code {code} in {head.start_line[:80]!r} is below 100", bytes(buf[:64]))
     return Response(f"HTTP/1.{minor}", int(code), reason or "", head.headers, head.size)
 
 

@@ -183,3 +183,12 @@ def test_challenge_parameters_keep_commas_inside_quotes() -> None:
     (neg, ntlm, basic) = parse_challenges(['Negotiate, NTLM, Basic realm="corp, inc", charset="UTF-8"'])
     assert basic.param("realm") == "corp, inc" and basic.param("CHARSET") == "UTF-8"
     assert neg.params == () and ntlm.token68 == ""
+
+
+def test_a_status_code_below_100_is_a_protocol_error_not_a_value_error() -> None:
+    from proxy_lab.errors import RemoteProtocolError
+    from proxy_lab.response import parse_response
+
+    with pytest.raises(RemoteProtocolError, match="status code 000"):
+        parse_response(b"HTTP/1.0 000\n\n")  # found by make fuzz (chain.AnswerReader): was ValueError
+    assert parse_response(b"HTTP/1.0 100 Continue\r\n\r\n") is not None  # negative control: 100 is a status

@@ -47,6 +47,9 @@ class _Handshakes:
             return []
         self.seen += len(data)
         self.buf += data
+        if self.buf and self.buf[0] != _HANDSHAKE:
+            self.done = True  # the first byte already says it is not a TLS handshake record
+            return []
         while len(self.buf) >= 5:
             ctype, length = self.buf[0], int.from_bytes(self.buf[3:5], "big")
             if ctype != _HANDSHAKE or self.buf[1] != 3:
