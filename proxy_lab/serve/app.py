@@ -22,9 +22,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from proxy_lab.outcomes import Outcome
-from proxy_lab.proxy.faults import describe_faults
 from proxy_lab.report.html_report import FAMILY, SPRITE, sym
 from proxy_lab.resolver import is_ip
+from proxy_lab.serve.inputs import fault_catalog
 from proxy_lab.serve.switchboard import FaultRejected, UnknownFault
 
 if TYPE_CHECKING:
@@ -122,13 +122,10 @@ def create_app(served: ServedLab, *, token: str | None = None) -> FastAPI:
     async def status() -> dict[str, Any]:
         return served.status()
 
-    @api.get("/catalog/faults", summary="every fault the lab knows (as `proxy-lab faults`), with its settings")
+    @api.get("/catalog/faults", summary="every fault the lab knows (as `proxy-lab faults`), with its settings "
+             "and the input each calls for (`kind`, `items`, `choices`, `optional`: see proxy_lab/serve/inputs.py)")  # fmt: skip
     async def catalog() -> list[dict[str, Any]]:
-        return [
-            {"name": name, "doc": doc,
-             "settings": [{"name": k, "type": t, "default": d, "help": h} for k, t, d, h in settings]}
-            for name, doc, settings in describe_faults()
-        ]  # fmt: skip
+        return fault_catalog()
 
     @api.get("/faults", summary="the faults in force, in the order their hooks run")
     async def faults() -> list[dict[str, Any]]:

@@ -3,8 +3,8 @@ chromium-driver (never a downloaded browser or driver), and `make dashboard-scre
 
     python -m proxy_lab.serve.browser --output docs/dashboard.png
 
-starts a served lab on loopback, puts SSL inspection in force, waits for the meter to see it, and
-writes a PNG of the page. Chromium runs headless with a throw-away profile, no background
+starts a served lab on loopback, puts SSL inspection in force, waits for the meter to see it, unfolds
+that fault's settings, and writes a PNG of the page. Chromium runs headless with a throw-away profile, no background
 networking, and a host resolver that resolves nothing (the dashboard is reached by IP address).
 """
 
@@ -130,6 +130,12 @@ def main(argv: list[str] | None = None) -> int:
                 lab.client.wait_for("funds", "tls_intercepted", timeout_s=60)
                 driver.get(lab.ui_url)
                 wait_for_tile(driver, "funds", "tls_intercepted", timeout_s=60)
+                # The fault in force with its settings unfolded: one input per setting.
+                driver.execute_script(
+                    "document.getElementById('settings-tls_inspect').open = true;"
+                    "const box = document.getElementById('faults'), panel = document.getElementById('fault-tls_inspect');"
+                    "box.scrollTop += panel.getBoundingClientRect().bottom - box.getBoundingClientRect().bottom + 8;"
+                )
                 args.output.parent.mkdir(parents=True, exist_ok=True)
                 driver.save_screenshot(str(args.output))
     except (BrowserMissing, TimeoutError) as exc:

@@ -210,3 +210,14 @@ def test_with_proxy_users_the_meter_authenticates_and_a_client_without_credentia
         with socket.create_connection((host, port), timeout=30) as s:  # negative control: no credentials
             s.sendall(b"CONNECT decometlb20.pb.com:443 HTTP/1.1\r\nHost: decometlb20.pb.com:443\r\n\r\n")
             assert s.recv(64).startswith(b"HTTP/1.1 407")
+
+
+def test_the_fault_catalog_says_which_input_each_setting_takes_and_the_choices_of_a_choice(api):
+    catalog = {f["name"]: {s["name"]: s for s in f["settings"]} for f in api.request("GET", "/api/catalog/faults")}
+    action = catalog["allow_ports"]["action"]
+    assert (action["kind"], action["choices"], action["default"]) == ("choice", ["403", "405", "close", "reset"], "403")
+    assert action["type"] == "'403'|'405'|'close'|'reset'"  # the type as `proxy-lab faults` names it, kept
+    ports = catalog["allow_ports"]["ports_allowed"]
+    assert (ports["kind"], ports["items"], ports["choices"]) == ("list", "int", None)
+    assert (catalog["throttle"]["up_kbps"]["kind"], catalog["throttle"]["up_kbps"]["optional"]) == ("float", True)
+    assert (catalog["throttle"]["rate_kbps"]["kind"], catalog["throttle"]["rate_kbps"]["optional"]) == ("float", False)

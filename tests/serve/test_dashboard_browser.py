@@ -4,8 +4,11 @@ issuer shown, a second click turns it back to pass, and the page never reloads."
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from proxy_lab.client import LabApiError
 from proxy_lab.serve.browser import browser_missing, chromium, tile_outcome, wait_for_tile, wait_until
 from proxy_lab.serve.served import ServeConfig
 from proxy_lab.serve.thread import ServedLabThread
@@ -91,3 +94,96 @@ def test_a_preset_button_replaces_the_faults_in_force(page, lab):
     page.find_element("id", "preset-compliant").click()
     wait_for_tile(page, "online_help", "pass", timeout_s=30)
     assert lab.client.faults() == []
+
+
+def open_settings(driver, fault: str) -> None:
+    """Unfold a fault's settings (its inputs are hidden until then, as on the page)."""
+    if not driver.execute_script("return document.getElementById(arguments[0]).open", f"settings-{fault}"):
+        driver.find_element("css selector", f"#settings-{fault} > summary").click()
+
+
+def type_into(driver, fault: str, setting: str, text: str) -> None:
+    box = driver.find_element("id", f"setting-{fault}-{setting}")
+    box.clear()
+    box.send_keys(text)
+
+
+def wait_for_faults(lab, expected: list[str], timeout_s: float = 30.0) -> list[dict]:
+    """The faults in force (through the API) once their names are `expected`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        faults = lab.client.faults()
+        names = [f["name"] for f in faults]
+        if names == expected:
+            return faults
+        if time.monotonic() > deadline:
+            raise AssertionError(f"faults in force: {names}, expected {expected}")
+        time.sleep(0.1)
+
+
+def test_a_rate_typed_into_throttle_is_what_the_api_puts_in_force_and_a_refused_rate_shows_the_apis_error(page, lab):
+    try:
+        open_settings(page, "throttle")
+        assert page.find_element("id", "setting-throttle-rate_kbps").get_attribute("value") == "384"  # the default
+        assert page.find_element("id", "setting-throttle-bucket_bytes").get_attribute("step") == "1"  # an int
+        type_into(page, "throttle", "rate_kbps", "2048")
+        page.find_element("id", "toggle-throttle").click()
+        (entry,) = wait_for_faults(lab, ["throttle"])
+        assert entry["settings"] == {"rate_kbps": 2048}  # only what differs from the default is sent
+        wait_until(page, "return document.getElementById('fault-throttle').classList.contains('on')", timeout_s=30)
+
+        type_into(page, "throttle", "rate_kbps", "-5")
+        page.find_element("id", "apply-throttle").click()
+        shown = wait_until(page, "return document.getElementById('err-throttle').innerText", timeout_s=30)
+        with pytest.raises(LabApiError) as refused:  # the same change through the API: the same answer
+            lab.client.update_fault(entry["id"], {"rate_kbps": -5})
+        assert refused.value.status == 422 and refused.value.field == "settings.rate_kbps"
+        assert refused.value.message in shown and "rate_kbps" in shown
+        box = page.find_element("id", "setting-throttle-rate_kbps")
+        assert box.get_attribute("aria-invalid") == "true" and box.get_attribute("value") == "-5"
+        assert lab.client.faults() == [entry]  # nothing changed: same id, same settings
+        assert page.find_element("id", "toggle-throttle").is_selected()
+        assert text_of(page, "#err-allow_ports") == ""  # only that fault's panel says it
+    finally:
+        lab.client.clear_faults(cut=True)
+    wait_until(page, "return !document.getElementById('toggle-throttle').checked", timeout_s=30)
+
+
+def test_ports_typed_into_allow_ports_reach_the_api_as_a_list_and_only_the_service_on_another_port_fails(page, lab):
+    wait_for_tile(page, "remote_access", "pass", timeout_s=60)  # negative control: passes before
+    try:
+        open_settings(page, "allow_ports")
+        type_into(page, "allow_ports", "ports_allowed", "443, 80")
+        page.find_element("id", "toggle-allow_ports").click()
+        (entry,) = wait_for_faults(lab, ["allow_ports"])
+        assert entry["settings"] == {"ports_allowed": [443, 80]}
+        # remote_access is TeamViewer on port 5938 (tcp://master3.teamviewer.com:5938/): refused by
+        # the proxy; the distributor, on 443, still passes. The page shows what the API reports.
+        wait_for_tile(page, "remote_access", "refused", timeout_s=60)
+        outcomes = lab.client.outcomes()
+        assert outcomes["remote_access"] == "refused" and outcomes["distributor"] == "pass"
+        assert tile_outcome(page, "distributor") == "pass"
+        assert text_of(page, "#err-allow_ports") == ""
+    finally:
+        lab.client.clear_faults(cut=True)
+    wait_for_tile(page, "remote_access", "pass", timeout_s=60)
+
+
+def test_an_input_being_edited_keeps_its_text_when_the_api_changes_the_fault_and_apply_sends_it(page, lab):
+    try:
+        open_settings(page, "latency")
+        type_into(page, "latency", "delay_ms", "250")  # typed, not sent yet
+        entry = lab.client.add_fault("latency", {"jitter_ms": 5})
+        wait_until(page, "return document.getElementById('setting-latency-jitter_ms').value === '5'", timeout_s=30)
+        assert page.find_element("id", "setting-latency-delay_ms").get_attribute("value") == "250"
+        page.find_element("id", "apply-latency").click()  # a PATCH of the fault in force
+        deadline = time.monotonic() + 30
+        while lab.client.faults()[0]["settings"] != {"jitter_ms": 5, "delay_ms": 250}:
+            assert time.monotonic() < deadline, lab.client.faults()
+            time.sleep(0.1)
+        assert lab.client.faults()[0]["id"] == entry["id"]
+    finally:
+        lab.client.clear_faults(cut=True)
+    # Out of force, the inputs show the defaults again.
+    wait_until(page, "return document.getElementById('setting-latency-delay_ms').value === '100'", timeout_s=30)
+    assert page.find_element("id", "setting-latency-jitter_ms").get_attribute("value") == "0"

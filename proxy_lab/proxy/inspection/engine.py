@@ -31,6 +31,7 @@ import contextlib
 import importlib
 import logging
 import threading
+from collections.abc import Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,7 @@ class Engine:
         self.tunnels = Tunnels()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._master: Any = None
+        self._relay_tasks: set[asyncio.Task[Any]] = set()  # one per relay connection, until it ends
         self._thread = threading.Thread(target=self._run, name="proxy-lab-inspection", daemon=True)
 
     # -- lifecycle (any thread) -------------------------------------------------------------------
@@ -145,9 +147,16 @@ class Engine:
         quiet = logging.getLogger("mitmproxy")
         if quiet.level == logging.NOTSET:  # its per-connection INFO lines would drown the lab's log
             quiet.setLevel(logging.WARNING)
-        relay = await asyncio.start_server(Relay(self.tunnels).serve, "127.0.0.1", 0)
+        serve = Relay(self.tunnels).serve
+
+        async def relay_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._tracked(serve(reader, writer))
+
+        relay = await asyncio.start_server(relay_connection, "127.0.0.1", 0)
         relay_port = relay.sockets[0].getsockname()[1]
         master: Any = None
+        run: asyncio.Future[None] | None = None
+        started: asyncio.Future[Any] | None = None
         try:
             opts = options.Options(
                 mode=[f"upstream:http://127.0.0.1:{relay_port}"],
@@ -186,12 +195,43 @@ class Engine:
             legacy = getattr(master, "_legacy_log_events", None)
             if legacy is not None:
                 legacy.uninstall()
+            await _cancel_and_wait([t for t in (run, started) if t is not None])
             relay.close()
+            await _cancel_and_wait(self._relay_tasks)
             close_clients = getattr(relay, "close_clients", None)  # Python 3.13+
             if close_clients is not None:
                 close_clients()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(relay.wait_closed(), 1.0)
+            await _cancel_and_wait(self._relay_tasks)  # connections accepted while the server closed
+
+    async def _tracked(self, serving: Coroutine[Any, Any, None]) -> None:
+        """Run one relay connection, its task referenced by the engine until it ends.
+
+        `asyncio.start_server` references its callback's task only through the client transport's
+        protocol, and a stream's protocol holds its reader weakly (asyncio/streams.py
+        `StreamReaderProtocol`). Once mitmproxy half-closes its side, that transport leaves the
+        selector while the relay still pumps the upstream's answer: nothing reached the task, and the
+        garbage collector destroyed it pending ("Task was destroyed but it is pending!"), the rest
+        of the answer with it. The engine keeps each one, and cancels and awaits those left when it
+        stops."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._relay_tasks.add(task)
+        try:
+            await serving
+        finally:
+            self._relay_tasks.discard(task)
+
+
+async def _cancel_and_wait(tasks: Iterable[asyncio.Future[Any]], timeout_s: float = 1.0) -> None:
+    """Cancel what is still pending and wait for it to end (a task left pending at loop close is
+    destroyed pending); the current task is never among them."""
+    pending = [t for t in tasks if not t.done() and t is not asyncio.current_task()]
+    for t in pending:
+        t.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=timeout_s)
 
 
 # -- one engine per process -----------------------------------------------------------------------
