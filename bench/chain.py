@@ -221,8 +221,8 @@ def _throughput_lines(throughput: dict[str, Any]) -> list[str]:
         "ratio is the cost of the chained relay; the ratio to `lab` also carries the second proxy's work and the "
         "third TCP connection on the same cores, which a real corporate proxy does on its own machine. A chained "
         "tunnel is relayed by the plain path (splice for bulk) unless something on the lab side watches it: "
-        "`--record` keeps it on the general path's per-chunk relay, so the recorder can read the first TLS bytes "
-        "each way.",
+        "`--record` keeps it on the general path's relay (asyncio, no splice), where the recorder reads each "
+        "direction's first TLS bytes and then lets the rest go by on the relay's fast path (`Stage.finished`).",
     ]  # fmt: skip
     return lines
 
