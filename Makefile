@@ -42,6 +42,7 @@ test: $(DEVSTAMP) lint
 
 bench: $(DEVSTAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
+	$(PY) -m bench.chain $(CHAIN_ARGS)
 
 fuzz: $(DEVSTAMP)
 	$(PY) -m bench.fuzz $(FUZZ_ARGS)
