@@ -112,7 +112,7 @@ def test_tags_keep_only_the_scenarios_that_carry_one_of_them() -> None:
     assert {s.id for s in tls} == {"preset-mitmproxy-default", "preset-mitmproxy-passthrough", "preset-squid-ssl-bump"}
     either = load_scenarios([ROOT / "scenarios"], tags=["tinyproxy", "proxypy"])
     assert {s.id for s in either} == {"preset-tinyproxy-stock", "preset-tinyproxy-connectport-443", "preset-proxypy-basic-auth"}
-    with pytest.raises(ConfigError, match="no scenario has tag tsl; tags in use: auth, mitmproxy"):
+    with pytest.raises(ConfigError, match="no scenario has tag tsl; tags in use: auth, chain, mitmproxy"):
         load_scenarios([ROOT / "scenarios"], tags=["tsl"])
 
 
