@@ -161,6 +161,11 @@ async def run_check(
 
     catalog = load_catalog()
     started = time.monotonic()
+    # Bad URLs are said before anything is probed (a field check would otherwise probe every host first).
+    if bandwidth_url:
+        _url_endpoint("--bandwidth-url", bandwidth_url, "bulk_get")
+    if upload_url:
+        _url_endpoint("--upload-url", upload_url, "upload")
     user = pw = None
     host, port = "", 0
     if proxy_url and not direct:

@@ -31,12 +31,11 @@ def destroyed(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def test_a_served_lab_with_tls_inspect_runs_and_stops_without_a_task_destroyed_pending(tmp_path, caplog):
     caplog.set_level(logging.ERROR)
-    for _ in range(2):  # the second engine starts after the first one stopped in the same process
-        with ServedLabThread(ServeConfig(interval_s=1.0, certs_dir=tmp_path)) as lab:
-            lab.client.add_fault("tls_inspect")
-            lab.client.wait_for("funds", "tls_intercepted", timeout_s=60)
-            for _ in range(2):  # whole runs of the meter through the engine, collected after each
-                lab.client.probe()
-                gc.collect()
-        gc.collect()
+    with ServedLabThread(ServeConfig(interval_s=1.0, certs_dir=tmp_path)) as lab:
+        lab.client.add_fault("tls_inspect")
+        lab.client.wait_for("funds", "tls_intercepted", timeout_s=60)
+        for _ in range(2):  # whole runs of the meter through the engine, collected after each
+            lab.client.probe()
+            gc.collect()
+    gc.collect()
     assert destroyed(caplog) == []
