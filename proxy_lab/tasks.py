@@ -1,4 +1,5 @@
-"""One helper spawns asyncio tasks and keeps a strong reference to each until it ends.
+"""One helper spawns asyncio tasks and keeps a strong reference to each until it ends; one base
+gives a service with `start()` and `stop()` its `async with`.
 
 A bare `asyncio.create_task` may be garbage-collected mid-flight (mitmproxy's
 `asyncio_utils.create_task` exists for the same reason).
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Self
 
 _tasks: set[asyncio.Task[Any]] = set()
 
@@ -30,3 +31,20 @@ def create_task[T](coro: Coroutine[Any, Any, T], *, name: str, eager: bool = Fal
 
 def running_tasks() -> set[asyncio.Task[Any]]:
     return set(_tasks)
+
+
+class Service:
+    """`async with service:` starts it and stops it on the way out; subclasses define both."""
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -40,3 +40,15 @@ def serving(handle: Callable[[socket.socket], None], host: str = "127.0.0.1", po
         stop.set()
         t.join(5)
         srv.close()
+
+
+def send_connect(sock: socket.socket, target: str) -> str:
+    """Send `CONNECT target` on a blocking socket and read the answer's head: its status line."""
+    sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    return head.split(b"\r\n", 1)[0].decode("latin-1")

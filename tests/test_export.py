@@ -26,7 +26,7 @@ import pytest
 from proxy_lab.catalog import load_catalog
 from proxy_lab.errors import ConfigError
 from proxy_lab.export import CSV_COLUMNS, FORMATS, add_parser, allowed_hosts, records, render
-from tests.sockkit import serving
+from tests.sockkit import send_connect, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "docs" / "export-schema.json"
@@ -174,14 +174,7 @@ def echo_server(host: str, port: int) -> Iterator[None]:
 def connect(proxy_port: int, target: str) -> tuple[str, bytes]:
     """CONNECT `target` through the proxy: (status line, what the tunnel echoes back or b"")."""
     with socket.create_connection(("127.0.0.1", proxy_port), timeout=IO_TIMEOUT_S) as s:
-        s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            head += chunk
-        status = head.split(b"\r\n", 1)[0].decode("latin-1")
+        status = send_connect(s, target)
         if " 200 " not in status:
             return status, b""
         s.sendall(b"meter")

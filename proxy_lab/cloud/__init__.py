@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from types import TracebackType
 
 from proxy_lab.catalog import Catalog, load_catalog
 from proxy_lab.cloud.conn import Connections
@@ -33,6 +32,7 @@ from proxy_lab.cloud.tls import SniContexts
 from proxy_lab.errors import ConfigError
 from proxy_lab.pki import PKI
 from proxy_lab.resolver import Address, MapResolver, is_ip
+from proxy_lab.tasks import Service
 
 __all__ = ["Cloud", "CloudSettings", "CloudState"]
 
@@ -42,7 +42,7 @@ _DNS_PORT_TRIES = 20  # ephemeral TCP port that is also free for UDP
 _STOP_WAIT_S = 5.0
 
 
-class Cloud:
+class Cloud(Service):
     """The simulated back end. `async with Cloud(pki) as cloud:` binds ephemeral ports on `host`.
 
     `bind` overrides the listen address of chosen listener kinds (namespace mode), e.g.
@@ -110,14 +110,6 @@ class Cloud:
         self.started = False
 
     # -- lifecycle --------------------------------------------------------------------------------
-    async def __aenter__(self) -> Cloud:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         """Build the TLS contexts and signed files, bind every listener, fill the resolver."""

@@ -59,7 +59,7 @@ from proxy_lab.proxy.relay import Tunnel
 from proxy_lab.proxy.responses import lab_error
 from proxy_lab.proxy.upstream import ConnectFailure, Upstream
 from proxy_lab.resolver import Address, Resolver, address_of, is_ip
-from proxy_lab.tasks import create_task
+from proxy_lab.tasks import Service, create_task
 
 logger = logging.getLogger("proxy_lab.proxy")
 
@@ -69,7 +69,7 @@ _MEMO_HEAD_BYTES = 1024  # longer heads are parsed every time
 Handler = Callable[[ClientProtocol], Coroutine[Any, Any, None]]
 
 
-class LabProxy:
+class LabProxy(Service):
     """An asyncio HTTP CONNECT proxy with Basic auth and faults. Use `async with LabProxy(...)`."""
 
     def __init__(self, config: ProxyConfig, resolver: Resolver, *, listen_socket: socket.socket | None = None) -> None:
@@ -183,12 +183,6 @@ class LabProxy:
         if self.plain is not None:
             self.plain.abort_all()
 
-    async def __aenter__(self) -> LabProxy:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     def _describe(self) -> str:
         auth = f"Basic auth, {len(self.config.users)} user(s)" if self.config.users else "no auth"

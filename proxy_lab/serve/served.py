@@ -21,7 +21,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -39,6 +38,7 @@ from proxy_lab.serve.events import EventHub, FaultAction, FaultChanged
 from proxy_lab.serve.meter import Meter
 from proxy_lab.serve.presets import Preset, presets
 from proxy_lab.serve.switchboard import FaultEntry, Switchboard, UnknownFault, build_fault
+from proxy_lab.tasks import Service
 
 STOP_WAIT_S = 5  # the web server's grace for open requests (event streams are ended first)
 
@@ -132,7 +132,7 @@ class _UiServer(uvicorn.Server):
         yield
 
 
-class ServedLab:
+class ServedLab(Service):
     """Cloud + lab proxy + meter + API/dashboard; `async with` or start()/stop()."""
 
     def __init__(self, config: ServeConfig) -> None:
@@ -238,14 +238,6 @@ class ServedLab:
     async def wait_closed(self) -> None:
         await self._closed.wait()
 
-    async def __aenter__(self) -> ServedLab:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     # -- addresses ------------------------------------------------------------------------------
     @property

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from proxy_lab.productconf import find_product
+from tests.sockkit import send_connect
 
 DATA = Path(__file__).parent / "data"
 STOCK_SQUID = DATA / "debian-squid.conf"
@@ -48,14 +49,7 @@ def connect_via(proxy: tuple[str, int], target: str, src: str = METER, timeout_s
     s.settimeout(timeout_s)
     s.bind((src, 0))
     s.connect(proxy)
-    s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        head += chunk
-    status = head.split(b"\r\n", 1)[0].decode("latin-1")
+    status = send_connect(s, target)
     if " 200 " in f"{status} ":
         return status, s
     s.close()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Sequence
-from types import TracebackType
 
 from proxy_lab.errors import RemoteProtocolError
 from proxy_lab.http1 import find_head_end, parse_head
@@ -25,12 +24,13 @@ from proxy_lab.pki import PKI
 from proxy_lab.proxy.inspection.engine import Engine, acquire, release
 from proxy_lab.proxy.inspection.tunnels import TUNNEL_HEADER, InspectionError, OpenFn, Pending, Profile
 from proxy_lab.resolver import Address
+from proxy_lab.tasks import Service
 
 HEAD_TIMEOUT_S = 10.0  # mitmproxy's answer to a CONNECT
 MAX_ANSWER_HEAD = 16384
 
 
-class InspectionStage:
+class InspectionStage(Service):
     """TLS interception by the process's embedded mitmproxy, with this stage's bypass list and chain.
 
     `start()` starts the engine (or joins the running one) and `stop()` leaves it; the last stage
@@ -75,14 +75,6 @@ class InspectionStage:
         engine.tunnels.remove_profile(self._pid)
         await release(engine)
 
-    async def __aenter__(self) -> InspectionStage:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def open_tunnel(
         self,
