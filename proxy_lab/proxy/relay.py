@@ -123,6 +123,7 @@ class Flow:
         "dst_full",
         "end",
         "fast",
+        "may_finish",
         "queue",
         "queue_full",
         "queued",
@@ -147,6 +148,8 @@ class Flow:
         )
         self.tails = [s for s in stages if s.inspects(direction)] if stages else []
         self.fast = not self.tails
+        # Whether `Stage.finished` can ever hold: only stages that override it are asked, per chunk.
+        self.may_finish = bool(self.tails) and all(type(s).finished is not Stage.finished for s in self.tails)
         self.bytes = 0
         self.done = False
         self.end: str | None = None
@@ -273,7 +276,9 @@ class Flow:
                         break
                 if data:
                     self._write(data)
-                if not self.queue and self.end is None and all(s.finished(self.direction) for s in self.tails):
+                if self.may_finish and not self.queue and self.end is None and all(
+                    s.finished(self.direction) for s in self.tails
+                ):
                     self._go_fast()
                     return
             for stage in self.tails:
